@@ -1,0 +1,1 @@
+//! llm-proxy: LiteLLM's config.yaml in, the OpenAI API out.
