@@ -1,0 +1,340 @@
+//! Provider adapters: pure translation between the OpenAI shapes the proxy speaks and each
+//! provider's own wire format. Nothing in here opens a socket; `server::upstream` is the shared
+//! transport that sends an [`UpstreamRequest`] and feeds the answer back to the adapter.
+//!
+//! An adapter is built once per deployment at start-up (or per wildcard model on first use) from
+//! the deployment's `litellm_params`, and is shared by every worker.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use llm_proxy_actors::ErrorClass;
+use serde_json::{Map, Value};
+
+pub mod error;
+pub mod mock;
+pub mod openai;
+pub mod params;
+pub mod sse;
+
+pub use error::ProviderError;
+
+/// The OpenAI endpoint a client called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The OpenAI path suffix, as LiteLLM names the route in its errors.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+}
+
+/// A client request after the proxy's own work: deployment defaults merged in (request values
+/// win), LiteLLM-internal fields removed. `body` still holds `model` as the client sent it; the
+/// adapter rewrites or removes it as its wire format needs.
+#[derive(Clone, Debug)]
+pub struct PreparedRequest {
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    /// `stream_options.include_usage` was set by the client.
+    pub include_usage: bool,
+    /// Extra upstream headers: the deployment's `extra_headers`, replaced by the request's.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+/// Per-call facts an adapter may need that are not part of the request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestContext {
+    /// Wall-clock time, for request signing (SigV4).
+    pub now: SystemTime,
+    /// `drop_params` in force for this call: drop OpenAI params the provider does not support
+    /// instead of answering 400.
+    pub drop_params: bool,
+}
+
+/// One HTTP request to send upstream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamRequest {
+    pub method: &'static str,
+    pub url: String,
+    /// Header names in lower case. Secrets live only here and in the adapter.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// An upstream's answer as the transport received it (the whole body, for non-stream calls and
+/// for error responses).
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamResponse<'a> {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl UpstreamResponse<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Tokens the upstream reported (or that the adapter could count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// A successful non-stream answer, already in the OpenAI shape.
+#[derive(Clone, Debug)]
+pub struct ParsedResponse {
+    /// The OpenAI JSON body for the client. OpenAI-compatible upstreams pass their bytes through.
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+/// Facts a stream decoder needs to build OpenAI chunks.
+#[derive(Clone, Debug)]
+pub struct StreamContext {
+    /// `chatcmpl-…` id shared by every chunk this proxy builds.
+    pub id: String,
+    /// Unix seconds, shared by every chunk.
+    pub created: u64,
+    /// The model name to report in chunks when the provider does not send one.
+    pub model: String,
+    pub include_usage: bool,
+}
+
+/// What a stream decoder produces from upstream bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    /// One OpenAI `chat.completion.chunk` (or completion chunk) JSON, without the `data: ` framing.
+    Chunk(Bytes),
+    /// Usage learnt from the stream, for rate-limit accounting (not sent to the client by itself).
+    Usage(Usage),
+    /// The upstream failed mid-stream (an in-band error event or a malformed frame).
+    Error(ProviderError),
+    /// The upstream said it is finished.
+    Done,
+}
+
+/// Turns an upstream byte stream into OpenAI chunks, one network read at a time.
+pub trait StreamDecoder {
+    /// Feed bytes as they arrive (frames may be split anywhere); push zero or more events.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>);
+    /// The upstream closed the connection; flush what is left.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>);
+}
+
+/// One provider's translation, built once per deployment and shared across workers.
+pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
+    /// LiteLLM's provider name (`openai`, `azure`, `anthropic`, ...), used in error messages.
+    fn name(&self) -> &'static str;
+    /// The base URL to report in `x-litellm-model-api-base` (no secrets, no query string).
+    fn api_base(&self) -> Option<&str>;
+    fn build_request(
+        &self,
+        endpoint: Endpoint,
+        request: &PreparedRequest,
+        ctx: &RequestContext,
+    ) -> Result<UpstreamRequest, ProviderError>;
+    /// A 2xx non-stream answer into the OpenAI shape.
+    fn parse_response(
+        &self,
+        endpoint: Endpoint,
+        response: &UpstreamResponse<'_>,
+        ctx: &StreamContext,
+    ) -> Result<ParsedResponse, ProviderError>;
+    /// A non-2xx answer into a classified error.
+    fn parse_error(&self, response: &UpstreamResponse<'_>) -> ProviderError;
+    fn stream_decoder(&self, endpoint: Endpoint, ctx: &StreamContext) -> Box<dyn StreamDecoder>;
+}
+
+/// Build the adapter for a litellm `model` string (`openai/gpt-4o`, `azure/dep`, `gpt-4o`, ...)
+/// and the deployment's resolved `litellm_params`.
+pub fn adapter_for(
+    model: &str,
+    params: &Map<String, Value>,
+) -> Result<Arc<dyn ProviderAdapter>, ProviderError> {
+    let (provider, rest) = split_provider(model);
+    match provider {
+        Some("openai") | Some("custom_openai") | Some("text-completion-openai") => {
+            Ok(Arc::new(openai::OpenAiAdapter::new(openai::Flavor::OpenAi, rest, params)?))
+        }
+        Some("hosted_vllm") => Ok(Arc::new(openai::OpenAiAdapter::new(
+            openai::Flavor::HostedVllm,
+            rest,
+            params,
+        )?)),
+        Some("deepseek") => Ok(Arc::new(openai::OpenAiAdapter::new(
+            openai::Flavor::DeepSeek,
+            rest,
+            params,
+        )?)),
+        Some(other) => Err(ProviderError::unsupported_provider(other, model)),
+        None => match infer_provider(rest) {
+            Some("openai") => Ok(Arc::new(openai::OpenAiAdapter::new(
+                openai::Flavor::OpenAi,
+                rest,
+                params,
+            )?)),
+            _ => Err(ProviderError::provider_not_provided(model)),
+        },
+    }
+}
+
+/// Providers LiteLLM recognises by prefix that this proxy knows about. A prefix not in this list
+/// is part of the model name (`openai/facebook/opt-125m` keeps `facebook/opt-125m`).
+const KNOWN_PREFIXES: &[&str] = &[
+    "openai",
+    "custom_openai",
+    "text-completion-openai",
+    "hosted_vllm",
+    "deepseek",
+    "azure",
+    "azure_ai",
+    "anthropic",
+    "bedrock",
+    "ollama",
+    "ollama_chat",
+    "huggingface",
+    "vertex_ai",
+    "gemini",
+    "groq",
+    "mistral",
+    "cohere",
+    "together_ai",
+    "openrouter",
+    "perplexity",
+    "fireworks_ai",
+    "xai",
+    "sagemaker",
+    "replicate",
+    "databricks",
+    "watsonx",
+    "cloudflare",
+    "voyage",
+    "jina_ai",
+    "nvidia_nim",
+    "cerebras",
+    "sambanova",
+    "ai21",
+    "nlp_cloud",
+    "aleph_alpha",
+    "petals",
+    "palm",
+    "vllm",
+    "lm_studio",
+    "llamafile",
+    "github",
+    "friendliai",
+];
+
+/// Split `provider/rest` when the prefix is a provider LiteLLM knows.
+pub fn split_provider(model: &str) -> (Option<&str>, &str) {
+    match model.split_once('/') {
+        Some((prefix, rest)) if KNOWN_PREFIXES.contains(&prefix) => (Some(prefix), rest),
+        _ => (None, model),
+    }
+}
+
+/// LiteLLM infers the provider of a bare model name from its model lists; we recognise the
+/// families users write bare.
+pub fn infer_provider(model: &str) -> Option<&'static str> {
+    let openai_families = [
+        "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "ft:gpt",
+        "text-davinci", "omni-moderation", "text-moderation", "dall-e", "whisper", "tts-",
+    ];
+    if openai_families.iter().any(|p| model.starts_with(p)) {
+        return Some("openai");
+    }
+    if model.starts_with("claude") {
+        return Some("anthropic");
+    }
+    None
+}
+
+/// The classification and retry facts every provider error carries, shared with the router.
+pub fn class_for_status(status: u16) -> ErrorClass {
+    match status {
+        400 => ErrorClass::BadRequest,
+        401 => ErrorClass::Auth,
+        403 => ErrorClass::PermissionDenied,
+        404 => ErrorClass::NotFound,
+        408 | 504 => ErrorClass::Timeout,
+        413 => ErrorClass::BadRequest,
+        422 => ErrorClass::BadRequest,
+        429 => ErrorClass::RateLimit,
+        s if s >= 500 => ErrorClass::ServerError,
+        _ => ErrorClass::BadRequest,
+    }
+}
+
+/// `Retry-After` (seconds or an HTTP date we do not parse) or `retry-after-ms`.
+pub fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_unknown_prefixes_in_the_model_name() {
+        assert_eq!(split_provider("openai/facebook/opt-125m"), (Some("openai"), "facebook/opt-125m"));
+        assert_eq!(split_provider("facebook/opt-125m"), (None, "facebook/opt-125m"));
+        assert_eq!(split_provider("gpt-4o"), (None, "gpt-4o"));
+    }
+
+    #[test]
+    fn bare_names_are_inferred() {
+        assert_eq!(infer_provider("gpt-3.5-turbo"), Some("openai"));
+        assert_eq!(infer_provider("claude-3-haiku-20240307"), Some("anthropic"));
+        assert_eq!(infer_provider("my-model"), None);
+    }
+
+    #[test]
+    fn statuses_map_to_router_classes() {
+        assert_eq!(class_for_status(429), ErrorClass::RateLimit);
+        assert_eq!(class_for_status(503), ErrorClass::ServerError);
+        assert_eq!(class_for_status(504), ErrorClass::Timeout);
+        assert_eq!(class_for_status(422), ErrorClass::BadRequest);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let h = vec![("Retry-After".to_string(), "7".to_string())];
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let h = vec![("retry-after-ms".to_string(), "1500".to_string())];
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let h = vec![("retry-after".to_string(), "Wed, 21 Oct 2015 07:28:00 GMT".to_string())];
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! Building the request an adapter translates: the client's body, the deployment's
+//! `litellm_params` defaults under it, and LiteLLM's own control fields taken out.
+
+use serde_json::{Map, Value};
+
+use super::PreparedRequest;
+
+/// OpenAI request parameters a deployment may set in `litellm_params` as defaults. A request
+/// value always wins (LiteLLM merges `{**litellm_params, **request}`).
+pub const OPENAI_PARAMS: &[&str] = &[
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "n",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "user",
+    "response_format",
+    "seed",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
+    "functions",
+    "function_call",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prediction",
+    "service_tier",
+    "store",
+    "web_search_options",
+    "dimensions",
+    "encoding_format",
+    "suffix",
+    "echo",
+    "best_of",
+];
+
+/// Request fields LiteLLM consumes itself; they never reach a provider.
+const CONTROL_FIELDS: &[&str] = &[
+    "metadata",
+    "num_retries",
+    "max_retries",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "disable_fallbacks",
+    "mock_response",
+    "mock_testing_fallbacks",
+    "mock_testing_context_fallbacks",
+    "mock_testing_content_policy_fallbacks",
+    "mock_testing_rate_limit_error",
+    "mock_timeout",
+    "mock_delay",
+    "mock_tool_calls",
+    "timeout",
+    "request_timeout",
+    "stream_timeout",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "drop_params",
+    "additional_drop_params",
+    "allowed_openai_params",
+    "caching",
+    "cache",
+    "tags",
+    "guardrails",
+    "extra_headers",
+    "extra_body",
+    "proxy_server_request",
+    "specific_deployment",
+    "model_info",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "litellm_credential_name",
+];
+
+/// Whether a request field is one of LiteLLM's control fields (or any `litellm_*` field).
+pub fn is_control_field(key: &str) -> bool {
+    CONTROL_FIELDS.contains(&key) || key.starts_with("litellm_") || key.starts_with("user_api_key")
+}
+
+/// The body an adapter translates: the client's fields in their order, deployment defaults
+/// appended for the OpenAI params the client left out, `extra_body` merged in, control fields
+/// removed. `extra_headers` come from the request if it has them, else from the deployment.
+pub fn prepare(mut body: Map<String, Value>, deployment: &Map<String, Value>) -> PreparedRequest {
+    for key in OPENAI_PARAMS {
+        if !body.contains_key(*key) {
+            if let Some(v) = deployment.get(*key).filter(|v| !v.is_null()) {
+                body.insert((*key).to_string(), v.clone());
+            }
+        }
+    }
+    let extra_headers = body
+        .get("extra_headers")
+        .or_else(|| deployment.get("extra_headers"))
+        .map(header_pairs)
+        .unwrap_or_default();
+    if let Some(Value::Object(extra)) = body.get("extra_body").cloned() {
+        for (k, v) in extra {
+            body.entry(k).or_insert(v);
+        }
+    }
+    body.retain(|k, _| !is_control_field(k));
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = stream
+        && body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    PreparedRequest {
+        body,
+        stream,
+        include_usage,
+        extra_headers,
+    }
+}
+
+fn header_pairs(v: &Value) -> Vec<(String, String)> {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => return None,
+                    other => other.to_string(),
+                };
+                Some((k.to_ascii_lowercase(), value))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("test fixture is an object"),
+        }
+    }
+
+    #[test]
+    fn deployment_defaults_fill_only_missing_params() {
+        let body = obj(json!({"model": "m", "messages": [], "temperature": 0.1}));
+        let dep = obj(json!({"model": "openai/x", "api_key": "sk-secret", "temperature": 0.9, "max_tokens": 20, "seed": 7, "rpm": 6}));
+        let p = prepare(body, &dep);
+        assert_eq!(
+            Value::Object(p.body),
+            json!({"model": "m", "messages": [], "temperature": 0.1, "max_tokens": 20, "seed": 7})
+        );
+    }
+
+    #[test]
+    fn control_fields_never_go_upstream_and_unknown_ones_do() {
+        let body = obj(json!({
+            "model": "m", "messages": [], "metadata": {"a": 1}, "num_retries": 3,
+            "mock_response": "hi", "litellm_call_id": "x", "my_vendor_flag": true,
+            "extra_body": {"top_k": 5}
+        }));
+        let p = prepare(body, &Map::new());
+        assert_eq!(
+            Value::Object(p.body),
+            json!({"model": "m", "messages": [], "my_vendor_flag": true, "top_k": 5})
+        );
+    }
+
+    #[test]
+    fn request_extra_headers_replace_the_deployments() {
+        let dep = obj(json!({"extra_headers": {"X-A": "1", "X-B": "2"}}));
+        let p = prepare(obj(json!({"model": "m"})), &dep);
+        assert_eq!(p.extra_headers, vec![("x-a".into(), "1".into()), ("x-b".into(), "2".into())]);
+        let p = prepare(obj(json!({"model": "m", "extra_headers": {"X-C": "3"}})), &dep);
+        assert_eq!(p.extra_headers, vec![("x-c".into(), "3".into())]);
+    }
+
+    #[test]
+    fn include_usage_needs_a_stream() {
+        let p = prepare(obj(json!({"stream": true, "stream_options": {"include_usage": true}})), &Map::new());
+        assert!(p.stream && p.include_usage);
+        let p = prepare(obj(json!({"stream_options": {"include_usage": true}})), &Map::new());
+        assert!(!p.stream && !p.include_usage);
+    }
+}
