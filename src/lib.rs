@@ -1,1 +1,2 @@
 //! llm-proxy: LiteLLM's config.yaml in, the OpenAI API out.
+pub mod config;
