@@ -1,1 +1,60 @@
-pub mod placeholder {}
+//! The brain of llm-proxy: which deployment serves a request, and what happens when it fails.
+//! No HTTP and no YAML: the config layer hands in [`DeploymentSpec`]s and [`RouterSettings`],
+//! the HTTP layer calls [`Router::resolve`] and [`Router::execute`] with a closure that performs
+//! one upstream attempt.
+//!
+//! # Model
+//!
+//! - One **[`Deployment`] actor** per deployment owns its mutable state: sliding-minute rpm/tpm
+//!   windows, in-flight count, latency samples, this minute's successes and failures, cooldown.
+//!   It answers [`Reserve`] and records [`ReportOutcome`] synchronously, and after each change
+//!   publishes an immutable [`DeploymentView`] to a shared [`Board`].
+//! - One **[`ModelGroup`] actor** per `model_name` answers [`Pick`]: it reads its deployments'
+//!   views from the board, keeps those available now, narrows to the lowest `order` tier, lets
+//!   the [`Strategy`] (pure functions in [`strategy`]) choose, and asks that Deployment to
+//!   `Reserve`. The result is a [`Reservation`] (an RAII in-flight slot that reports exactly one
+//!   [`Outcome`], `Cancelled` if dropped unreported) or [`NoDeployments`].
+//! - All these actors live on one dedicated Arbiter started by [`Router::start`].
+//! - The **[`Router`]** is a cheap `Arc` handle that resolves names (group, alias, deployment id,
+//!   wildcard, litellm model) and runs the retry and fallback loop on the caller's task, so the
+//!   upstream I/O never enters an actor and one slow provider never blocks a mailbox.
+//!
+//! # Time and randomness
+//!
+//! Nothing reads the clock except [`SystemClock`]: windows, cooldowns, latency samples and retry
+//! backoffs all take an injected [`Clock`] (tests use [`ManualClock`], whose `sleep` advances
+//! time instantly). Windows and cooldown expiry are evaluated lazily at the reader's `now`, so
+//! no timers are needed. Randomness comes from seeded `fastrand::Rng`s
+//! ([`Router::start_seeded`]).
+
+mod clock;
+mod cooldown;
+mod deployment;
+mod error;
+mod fallback;
+mod latency;
+mod model_group;
+mod reservation;
+mod retry;
+mod router;
+mod settings;
+pub mod strategy;
+mod view;
+mod wildcard;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use cooldown::{cooldown_for, CooldownConfig, CooldownRules, FailureFacts};
+pub use deployment::{Deployment, Reserve};
+pub use error::{AttemptError, ErrorClass};
+pub use fallback::fallback_groups;
+pub use latency::{LatencySample, TIMEOUT_PENALTY_SECS};
+pub use model_group::{ModelGroup, NoDeployments, Pick};
+pub use reservation::{Outcome, ReportOutcome, Reservation};
+pub use retry::{backoff, retry_budget, should_retry, RetrySources};
+pub use router::{Attempt, Resolved, RouteError, RouteErrorKind, RouteRequest, Routed, Router};
+pub use settings::{
+    Alias, AllowedFailsPolicy, DeploymentId, DeploymentSpec, RetryPolicy, RouterSettings, Strategy,
+};
+pub use view::{Board, DeploymentView, Refusal};
+pub use wildcard::{upstream_model, Pattern};

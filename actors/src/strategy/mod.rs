@@ -1,0 +1,123 @@
+//! Routing strategies: pure functions from a snapshot of the eligible deployments to the index of
+//! the one to try, with time and randomness passed in. The ModelGroup has already dropped
+//! deployments that are cooling down, at their rpm/tpm/parallel limit, or in a higher `order`
+//! tier, so a strategy only ranks.
+
+pub mod cost_based;
+pub mod latency_based;
+pub mod least_busy;
+pub mod simple_shuffle;
+pub mod usage_based;
+
+use std::time::Instant;
+
+use crate::settings::Strategy;
+use crate::view::DeploymentView;
+
+/// One eligible deployment as a strategy sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// Its published state.
+    pub view: &'a DeploymentView,
+    /// Its simple-shuffle weight, resolved for the whole group (see [`simple_shuffle`]).
+    pub weight: f64,
+}
+
+/// The request facts a strategy may use.
+#[derive(Clone, Copy, Debug)]
+pub struct PickContext {
+    /// Estimated prompt tokens.
+    pub input_tokens: u64,
+    /// Whether the client asked for a stream (latency-based ranks by time to first token).
+    pub stream: bool,
+    /// The time at which to evaluate windows and sample ages.
+    pub now: Instant,
+}
+
+impl Strategy {
+    /// The index in `candidates` to try, or `None` when `candidates` is empty.
+    pub fn pick(
+        &self,
+        candidates: &[Candidate<'_>],
+        context: &PickContext,
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        match self {
+            Strategy::SimpleShuffle => {
+                let weights: Vec<f64> = candidates.iter().map(|c| c.weight).collect();
+                simple_shuffle::pick(&weights, rng)
+            }
+            Strategy::LeastBusy => least_busy::pick(candidates, rng),
+            Strategy::UsageBased => usage_based::pick(candidates, context.now, rng),
+            Strategy::LatencyBased {
+                lowest_latency_buffer,
+                ttl,
+                ..
+            } => latency_based::pick(candidates, context, *lowest_latency_buffer, *ttl, rng),
+            Strategy::CostBased => cost_based::pick(candidates, rng),
+        }
+    }
+}
+
+/// A uniformly random index among those with the lowest key.
+pub(crate) fn random_lowest(keys: &[f64], rng: &mut fastrand::Rng) -> Option<usize> {
+    let lowest = keys.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut chosen = None;
+    let mut seen = 0;
+    for (index, key) in keys.iter().enumerate() {
+        if *key <= lowest {
+            seen += 1;
+            // Reservoir sampling: each tied index ends up chosen with probability 1/seen.
+            if rng.usize(..seen) == 0 {
+                chosen = Some(index);
+            }
+        }
+    }
+    chosen.or_else(|| (!keys.is_empty()).then(|| rng.usize(..keys.len())))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::settings::DeploymentSpec;
+    use crate::view::DeploymentView;
+
+    /// A fresh view for a spec built by `edit`.
+    pub fn view(id: &str, now: Instant, edit: impl FnOnce(&mut DeploymentSpec)) -> DeploymentView {
+        let mut spec = DeploymentSpec::new(id, "group", "openai/model");
+        edit(&mut spec);
+        DeploymentView::new(Arc::new(spec), now)
+    }
+
+    /// How often each index was picked over `rounds`.
+    pub fn histogram(
+        len: usize,
+        rounds: usize,
+        mut pick: impl FnMut() -> Option<usize>,
+    ) -> Vec<usize> {
+        let mut counts = vec![0; len];
+        for _ in 0..rounds {
+            if let Some(index) = pick() {
+                counts[index] += 1;
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_lowest_spreads_ties_evenly() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let keys = [3.0, 1.0, 2.0, 1.0];
+        let counts = test_support::histogram(4, 4000, || random_lowest(&keys, &mut rng));
+        assert_eq!(counts[0] + counts[2], 0);
+        assert!(counts[1] > 1800 && counts[3] > 1800, "{counts:?}");
+        assert_eq!(random_lowest(&[], &mut rng), None);
+    }
+}
