@@ -145,6 +145,7 @@ struct Inner {
     /// Wildcard group names, most specific first.
     wildcards: Vec<String>,
     settings: RouterSettings,
+    board: Arc<Board>,
     clock: Arc<dyn Clock>,
     rng: Mutex<fastrand::Rng>,
     arbiter: Arbiter,
@@ -315,6 +316,7 @@ impl Router {
                 by_model,
                 wildcards,
                 settings,
+                board,
                 clock,
                 rng: Mutex::new(rng),
                 arbiter,
@@ -340,6 +342,16 @@ impl Router {
     /// The deployment with this id, as configured.
     pub fn deployment(&self, id: &str) -> Option<&DeploymentSpec> {
         self.inner.deployments.get(id).map(Arc::as_ref)
+    }
+
+    /// The latest published state of a deployment (for `/model/info`, metrics and tests).
+    pub fn view(&self, id: &str) -> Option<Arc<DeploymentView>> {
+        self.inner.board.get(id).map(|entry| entry.value().clone())
+    }
+
+    /// The address of a group's actor, to send it [`Pick`] directly.
+    pub fn group(&self, name: &str) -> Option<Addr<ModelGroup>> {
+        self.inner.groups.get(name).map(|group| group.addr.clone())
     }
 
     /// The deployments of a group, in config order.
@@ -709,3 +721,6 @@ fn log_group_failure(requested: &str, failure: &GroupFailure, next: Option<&str>
         (None, None) => log::warn!("model group failed; {next}"),
     }
 }
+
+#[cfg(test)]
+mod tests;
