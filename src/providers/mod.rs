@@ -12,6 +12,7 @@ use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
 
+pub mod anthropic;
 pub mod error;
 pub mod mock;
 pub mod openai;
@@ -184,6 +185,7 @@ pub fn adapter_for(
             rest,
             params,
         )?)),
+        Some("anthropic") => Ok(Arc::new(anthropic::AnthropicAdapter::new(rest, params)?)),
         Some(other) => Err(ProviderError::unsupported_provider(other, model)),
         None => match infer_provider(rest) {
             Some("openai") => Ok(Arc::new(openai::OpenAiAdapter::new(
@@ -191,6 +193,7 @@ pub fn adapter_for(
                 rest,
                 params,
             )?)),
+            Some("anthropic") => Ok(Arc::new(anthropic::AnthropicAdapter::new(rest, params)?)),
             _ => Err(ProviderError::provider_not_provided(model)),
         },
     }
