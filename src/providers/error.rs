@@ -109,7 +109,11 @@ impl ProviderError {
 
     /// A deployment whose configuration cannot make a request (missing api_base, ...).
     pub fn invalid_config(message: impl Into<String>) -> ProviderError {
-        ProviderError::new(ErrorClass::BadRequest, 400, format!("litellm.BadRequestError: {}", message.into()))
+        ProviderError::new(
+            ErrorClass::BadRequest,
+            400,
+            format!("litellm.BadRequestError: {}", message.into()),
+        )
     }
 
     pub fn unsupported_provider(provider: &str, model: &str) -> ProviderError {
@@ -134,7 +138,11 @@ impl ProviderError {
 
     /// An OpenAI parameter the provider does not take, without `drop_params`.
     pub fn unsupported_params(provider: &str, names: &[String], model: &str) -> ProviderError {
-        let list = names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+        let list = names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut e = ProviderError::new(
             ErrorClass::BadRequest,
             400,
@@ -165,7 +173,8 @@ pub fn classify(status: u16, message: &str, error_type: Option<&str>) -> ErrorCl
     if is_context_window_text(&lower) {
         return ErrorClass::ContextWindowExceeded;
     }
-    let invalid_request = error_type == Some("invalid_request_error") || lower.contains("invalid_request_error");
+    let invalid_request =
+        error_type == Some("invalid_request_error") || lower.contains("invalid_request_error");
     if invalid_request && lower.contains("model_not_found") {
         return ErrorClass::NotFound;
     }
@@ -204,7 +213,8 @@ pub fn is_context_window_text(lower: &str) -> bool {
         "input is too long",
         "too many tokens",
     ];
-    PHRASES.iter().any(|p| lower.contains(p)) || (lower.contains("current length is") && lower.contains("while limit is"))
+    PHRASES.iter().any(|p| lower.contains(p))
+        || (lower.contains("current length is") && lower.contains("while limit is"))
 }
 
 fn is_content_policy_text(lower: &str, invalid_request: bool) -> bool {
@@ -220,7 +230,7 @@ fn is_content_policy_text(lower: &str, invalid_request: bool) -> bool {
 fn status_for(class: ErrorClass, upstream: u16) -> u16 {
     match class {
         ErrorClass::ContextWindowExceeded | ErrorClass::ContentPolicy | ErrorClass::BadRequest
-            if upstream < 400 || upstream >= 500 =>
+            if !(400..500).contains(&upstream) =>
         {
             400
         }
@@ -268,7 +278,14 @@ mod tests {
 
     #[test]
     fn rate_limits_become_throttling_errors() {
-        let e = ProviderError::from_upstream("OpenAI", 429, "Rate limit reached for gpt-4o", None, None, None);
+        let e = ProviderError::from_upstream(
+            "OpenAI",
+            429,
+            "Rate limit reached for gpt-4o",
+            None,
+            None,
+            None,
+        );
         assert_eq!(e.class, ErrorClass::RateLimit);
         assert_eq!(e.status, 429);
         assert_eq!(e.error_type.as_deref(), Some("throttling_error"));
@@ -288,14 +305,26 @@ mod tests {
         assert_eq!(e.class, ErrorClass::ContextWindowExceeded);
         assert_eq!(e.status, 400);
         assert_eq!(e.param.as_deref(), Some("messages"));
-        assert!(e.message.starts_with("litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - "));
+        assert!(e.message.starts_with(
+            "litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - "
+        ));
     }
 
     #[test]
     fn bad_requests_omit_the_inner_class_name() {
-        let e = ProviderError::from_upstream("OpenAI", 400, "bad temperature", Some("invalid_request_error".into()), None, None);
+        let e = ProviderError::from_upstream(
+            "OpenAI",
+            400,
+            "bad temperature",
+            Some("invalid_request_error".into()),
+            None,
+            None,
+        );
         assert_eq!(e.class, ErrorClass::BadRequest);
-        assert_eq!(e.message, "litellm.BadRequestError: OpenAIException - bad temperature");
+        assert_eq!(
+            e.message,
+            "litellm.BadRequestError: OpenAIException - bad temperature"
+        );
     }
 
     #[test]
@@ -318,8 +347,11 @@ mod tests {
 
     #[test]
     fn unsupported_params_name_the_param() {
-        let e = ProviderError::unsupported_params("anthropic", &["logit_bias".to_string()], "claude-3");
+        let e =
+            ProviderError::unsupported_params("anthropic", &["logit_bias".to_string()], "claude-3");
         assert_eq!(e.status, 400);
-        assert!(e.message.contains("anthropic does not support parameters: ['logit_bias'], for model=claude-3"));
+        assert!(e
+            .message
+            .contains("anthropic does not support parameters: ['logit_bias'], for model=claude-3"));
     }
 }

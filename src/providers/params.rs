@@ -156,7 +156,9 @@ mod tests {
     #[test]
     fn deployment_defaults_fill_only_missing_params() {
         let body = obj(json!({"model": "m", "messages": [], "temperature": 0.1}));
-        let dep = obj(json!({"model": "openai/x", "api_key": "sk-secret", "temperature": 0.9, "max_tokens": 20, "seed": 7, "rpm": 6}));
+        let dep = obj(
+            json!({"model": "openai/x", "api_key": "sk-secret", "temperature": 0.9, "max_tokens": 20, "seed": 7, "rpm": 6}),
+        );
         let p = prepare(body, &dep);
         assert_eq!(
             Value::Object(p.body),
@@ -182,16 +184,28 @@ mod tests {
     fn request_extra_headers_replace_the_deployments() {
         let dep = obj(json!({"extra_headers": {"X-A": "1", "X-B": "2"}}));
         let p = prepare(obj(json!({"model": "m"})), &dep);
-        assert_eq!(p.extra_headers, vec![("x-a".into(), "1".into()), ("x-b".into(), "2".into())]);
-        let p = prepare(obj(json!({"model": "m", "extra_headers": {"X-C": "3"}})), &dep);
+        assert_eq!(
+            p.extra_headers,
+            vec![("x-a".into(), "1".into()), ("x-b".into(), "2".into())]
+        );
+        let p = prepare(
+            obj(json!({"model": "m", "extra_headers": {"X-C": "3"}})),
+            &dep,
+        );
         assert_eq!(p.extra_headers, vec![("x-c".into(), "3".into())]);
     }
 
     #[test]
     fn include_usage_needs_a_stream() {
-        let p = prepare(obj(json!({"stream": true, "stream_options": {"include_usage": true}})), &Map::new());
+        let p = prepare(
+            obj(json!({"stream": true, "stream_options": {"include_usage": true}})),
+            &Map::new(),
+        );
         assert!(p.stream && p.include_usage);
-        let p = prepare(obj(json!({"stream_options": {"include_usage": true}})), &Map::new());
+        let p = prepare(
+            obj(json!({"stream_options": {"include_usage": true}})),
+            &Map::new(),
+        );
         assert!(!p.stream && !p.include_usage);
     }
 }

@@ -63,7 +63,9 @@ impl SseSplitter {
     /// The stream ended: a last event without its blank line still counts.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
         if !self.buf.is_empty() {
-            let line = String::from_utf8_lossy(&self.buf).trim_end_matches('\r').to_string();
+            let line = String::from_utf8_lossy(&self.buf)
+                .trim_end_matches('\r')
+                .to_string();
             self.buf.clear();
             self.line(&line, out);
         }
@@ -111,13 +113,26 @@ mod tests {
         let mut out = Vec::new();
         s.feed(b"data: {\"a\"", &mut out).unwrap();
         assert!(out.is_empty());
-        s.feed(b":1}\n\nevent: ping\r\ndata: x\r\n\r\ndata: [DONE]\n\n", &mut out).unwrap();
+        s.feed(
+            b":1}\n\nevent: ping\r\ndata: x\r\n\r\ndata: [DONE]\n\n",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out,
             vec![
-                SseEvent { event: None, data: "{\"a\":1}".into() },
-                SseEvent { event: Some("ping".into()), data: "x".into() },
-                SseEvent { event: None, data: "[DONE]".into() },
+                SseEvent {
+                    event: None,
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    event: Some("ping".into()),
+                    data: "x".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "[DONE]".into()
+                },
             ]
         );
     }
@@ -129,7 +144,13 @@ mod tests {
         s.feed(b": keep-alive\n\ndata: last", &mut out).unwrap();
         assert!(out.is_empty());
         s.finish(&mut out);
-        assert_eq!(out, vec![SseEvent { event: None, data: "last".into() }]);
+        assert_eq!(
+            out,
+            vec![SseEvent {
+                event: None,
+                data: "last".into()
+            }]
+        );
     }
 
     #[test]

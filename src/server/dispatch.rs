@@ -1,0 +1,657 @@
+//! The per-worker HTTP actor. It owns the worker's `awc::Client` (and so its connection pool),
+//! takes a parsed request, walks it through the router's retry and fallback loop, and performs
+//! each upstream attempt on this worker's thread. The Deployment and ModelGroup actors only make
+//! decisions; the I/O stays here.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use awc::Client;
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::error::ProxyError;
+use super::state::Shared;
+use super::upstream;
+use crate::providers::mock::{self, MockOutcome};
+use crate::providers::{
+    params, Endpoint, ProviderError, RequestContext, StreamContext, StreamDecoder, StreamEvent,
+    UpstreamResponse, Usage,
+};
+
+/// How many SSE frames may wait for a slow client before the upstream read pauses.
+const STREAM_BUFFER: usize = 64;
+
+/// After `[DONE]`, how long to keep reading the upstream's tail so its connection can be reused.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A request, parsed and authorised, ready for routing.
+#[derive(Debug)]
+pub struct Dispatch {
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    pub overrides: Overrides,
+    pub call_id: String,
+}
+
+/// Per-request settings that come from the body or from `x-litellm-*` request headers.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub num_retries: Option<u32>,
+    pub fallbacks: Option<Vec<String>>,
+    pub disable_fallbacks: bool,
+    pub drop_params: Option<bool>,
+}
+
+/// What the router and the upstream did, for response headers and the host's logging.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeta {
+    pub call_id: String,
+    pub model_id: Option<String>,
+    pub model_group: Option<String>,
+    pub api_base: Option<String>,
+    pub attempted_retries: u32,
+    pub attempted_fallbacks: u32,
+    pub max_retries: u32,
+    /// Upstream response headers worth forwarding (`x-ratelimit-*` and `llm_provider-*`).
+    pub upstream_headers: Vec<(String, String)>,
+    /// Time spent in upstream calls for the answering attempt.
+    pub upstream_duration: Duration,
+    /// Time from dispatch to the answer (or to the first chunk of a stream).
+    pub total_duration: Duration,
+    pub usage: Option<Usage>,
+}
+
+/// The answer for the client.
+pub enum Body {
+    Json(Bytes),
+    /// SSE frames, already framed (`data: …\n\n`), ending with `data: [DONE]\n\n`.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+pub struct Dispatched {
+    pub body: Body,
+    pub meta: CallMeta,
+}
+
+pub struct DispatchFailed {
+    pub error: ProxyError,
+    pub meta: CallMeta,
+}
+
+impl Message for Dispatch {
+    type Result = Result<Dispatched, DispatchFailed>;
+}
+
+/// One per actix-web worker, started in the App factory.
+pub struct HttpActor {
+    shared: Arc<Shared>,
+    client: Client,
+}
+
+impl HttpActor {
+    pub fn new(shared: Arc<Shared>) -> HttpActor {
+        HttpActor {
+            shared,
+            client: upstream::client(),
+        }
+    }
+}
+
+impl Actor for HttpActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Dispatch> for HttpActor {
+    type Result = ResponseFuture<Result<Dispatched, DispatchFailed>>;
+
+    fn handle(&mut self, msg: Dispatch, _: &mut Self::Context) -> Self::Result {
+        let shared = self.shared.clone();
+        let client = self.client.clone();
+        Box::pin(dispatch(shared, client, msg))
+    }
+}
+
+/// What one successful attempt produced.
+struct Answer {
+    body: Body,
+    api_base: Option<String>,
+    upstream_headers: Vec<(String, String)>,
+    upstream_duration: Duration,
+    usage: Option<Usage>,
+}
+
+async fn dispatch(
+    shared: Arc<Shared>,
+    client: Client,
+    msg: Dispatch,
+) -> Result<Dispatched, DispatchFailed> {
+    let started = Instant::now();
+    let mut meta = CallMeta {
+        call_id: msg.call_id.clone(),
+        ..CallMeta::default()
+    };
+    if shared.router.resolve(&msg.model).is_none() {
+        return Err(DispatchFailed {
+            error: ProxyError::UnknownModel {
+                route: msg.endpoint.route(),
+                model: msg.model.clone(),
+                available: shared.router.model_names(),
+            },
+            meta,
+        });
+    }
+    let route = RouteRequest {
+        model: msg.model.clone(),
+        input_tokens: estimate_input_tokens(&msg.body),
+        stream: msg.stream,
+        num_retries: msg.overrides.num_retries,
+        fallbacks: msg.overrides.fallbacks.clone(),
+        disable_fallbacks: msg.overrides.disable_fallbacks,
+    };
+    let request = Rc::new(msg);
+    let result = shared
+        .router
+        .execute(&route, |attempt| {
+            attempt_once(shared.clone(), client.clone(), request.clone(), attempt)
+        })
+        .await;
+    meta.total_duration = started.elapsed();
+    match result {
+        Ok(routed) => {
+            let answer = routed.value;
+            meta.model_id = Some(routed.deployment.to_string());
+            // LiteLLM names the requested group (the alias, if one was used) unless a fallback
+            // group answered.
+            meta.model_group = Some(if routed.attempted_fallbacks == 0 {
+                route.model.clone()
+            } else {
+                routed.model_group
+            });
+            meta.attempted_retries = routed.attempted_retries;
+            meta.attempted_fallbacks = routed.attempted_fallbacks;
+            meta.max_retries = routed.max_retries;
+            meta.api_base = answer.api_base;
+            meta.upstream_headers = answer.upstream_headers;
+            meta.upstream_duration = answer.upstream_duration;
+            meta.usage = answer.usage;
+            Ok(Dispatched {
+                body: answer.body,
+                meta,
+            })
+        }
+        Err(e) => {
+            meta.model_id = e.last_deployment.as_ref().map(|d| d.to_string());
+            meta.model_group = Some(e.model_group.clone());
+            meta.attempted_retries = e.attempted_retries;
+            meta.attempted_fallbacks = e.attempted_fallbacks;
+            let error = match e.kind {
+                RouteErrorKind::Upstream(mut pe) => {
+                    let tried = if e.fallbacks_tried.is_empty() {
+                        "None".to_string()
+                    } else {
+                        format!("[{}]", e.fallbacks_tried.join(", "))
+                    };
+                    pe.message = format!(
+                        "{}. Received Model Group={}\nAvailable Model Group Fallbacks={}",
+                        pe.message, e.model_group, tried
+                    );
+                    ProxyError::Provider(pe)
+                }
+                RouteErrorKind::NoDeployments(nd) => ProxyError::NoDeployments {
+                    message: nd.message,
+                    retry_after: nd.retry_after,
+                },
+            };
+            Err(DispatchFailed { error, meta })
+        }
+    }
+}
+
+/// Rough prompt size for tpm checks before the upstream has counted: four characters a token.
+fn estimate_input_tokens(body: &Map<String, Value>) -> u64 {
+    fn chars(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(chars).sum(),
+            Value::Object(m) => m
+                .get("content")
+                .or_else(|| m.get("text"))
+                .map(chars)
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let total: usize = ["messages", "prompt", "input"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(chars)
+        .sum();
+    (total as u64).div_ceil(4)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One upstream call on the deployment the router reserved.
+async fn attempt_once(
+    shared: Arc<Shared>,
+    client: Client,
+    request: Rc<Dispatch>,
+    attempt: Attempt,
+) -> Result<Answer, ProviderError> {
+    let Some(deployment) = shared.deployment(&attempt.deployment) else {
+        return Err(ProviderError::invalid_config(format!(
+            "deployment {} is not known to this proxy",
+            attempt.deployment
+        )));
+    };
+    let params = &deployment.config.litellm_params;
+    let model_for_upstream = attempt
+        .upstream_model
+        .as_deref()
+        .unwrap_or(deployment.config.model());
+    let stream_ctx = StreamContext {
+        id: format!("chatcmpl-{}", request.call_id),
+        created: unix_now(),
+        model: crate::providers::split_provider(model_for_upstream)
+            .1
+            .to_string(),
+        include_usage: false,
+    };
+    let mock = request
+        .body
+        .get("mock_response")
+        .or_else(|| params.get("mock_response"))
+        .filter(|v| !v.is_null());
+    let mut prepared = params::prepare(request.body.clone(), params);
+    let stream_ctx = StreamContext {
+        include_usage: prepared.include_usage,
+        ..stream_ctx
+    };
+    if let Some(mock) = mock {
+        return mock_answer(
+            mock::respond(
+                request.endpoint,
+                mock,
+                model_for_upstream,
+                &prepared,
+                &stream_ctx.id,
+                stream_ctx.created,
+            ),
+            &attempt.reservation,
+        );
+    }
+    if let Some(var) = deployment.config.missing_env.first() {
+        return Err(ProviderError::missing_env(var, deployment.config.model()));
+    }
+    let adapter = shared.adapter(&deployment, attempt.upstream_model.as_deref())?;
+    let drop_params = request.overrides.drop_params.unwrap_or(shared.drop_params)
+        || deployment.config.bool_param("drop_params").unwrap_or(false);
+    let ctx = RequestContext {
+        now: SystemTime::now(),
+        drop_params,
+    };
+    prepared.stream = request.stream;
+    let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
+    let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
+    let label = provider_label(adapter.name());
+    let started = Instant::now();
+    let mut reply = with_timeout(
+        timeout,
+        &label,
+        upstream::send(&client, &upstream_request, &label),
+    )
+    .await?;
+    let forwarded = forwardable_headers(&reply.headers);
+    if reply.status >= 400 || !request.stream {
+        let body = with_timeout(timeout, &label, upstream::read_body(&mut reply, &label)).await?;
+        let response = UpstreamResponse {
+            status: reply.status,
+            headers: &reply.headers,
+            body: &body,
+        };
+        if reply.status >= 400 {
+            let mut e = adapter.parse_error(&response);
+            if e.retry_after.is_none() {
+                e.retry_after = crate::providers::retry_after(&reply.headers);
+            }
+            return Err(e);
+        }
+        let parsed = adapter.parse_response(request.endpoint, &response, &stream_ctx)?;
+        let usage = parsed.usage.unwrap_or_default();
+        attempt
+            .reservation
+            .succeed(usage.prompt_tokens, usage.completion_tokens);
+        return Ok(Answer {
+            body: Body::Json(parsed.body),
+            api_base: adapter.api_base().map(str::to_string),
+            upstream_headers: forwarded,
+            upstream_duration: started.elapsed(),
+            usage: parsed.usage,
+        });
+    }
+    // A stream: read until the first event so that an upstream that fails before its first
+    // chunk is still retried or falls back; after that the client owns the stream.
+    let mut decoder = adapter.stream_decoder(request.endpoint, &stream_ctx);
+    let mut pending = Vec::new();
+    loop {
+        match with_timeout(timeout, &label, async {
+            Ok(upstream::next_chunk(&mut reply, &label).await)
+        })
+        .await?
+        {
+            Some(Ok(bytes)) => decoder.feed(&bytes, &mut pending),
+            Some(Err(e)) => return Err(e),
+            None => {
+                decoder.finish(&mut pending);
+                if pending.is_empty() {
+                    return Err(ProviderError::connection(
+                        &label,
+                        "the upstream closed the stream before sending anything",
+                    ));
+                }
+            }
+        }
+        if let Some(first) = pending.iter().find(|e| !matches!(e, StreamEvent::Usage(_))) {
+            if let StreamEvent::Error(e) = first {
+                return Err(e.clone());
+            }
+            break;
+        }
+    }
+    attempt.reservation.first_token();
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let pump = Pump {
+        reply,
+        decoder,
+        reservation: attempt.reservation.clone(),
+        tx,
+        chunk_timeout: timeout,
+        label,
+    };
+    actix_web::rt::spawn(pump.run(pending));
+    Ok(Answer {
+        body: Body::Stream(rx),
+        api_base: adapter.api_base().map(str::to_string),
+        upstream_headers: forwarded,
+        upstream_duration: started.elapsed(),
+        usage: None,
+    })
+}
+
+async fn with_timeout<T>(
+    timeout: Duration,
+    label: &str,
+    fut: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    actix_web::rt::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ProviderError::timeout(label, timeout))?
+}
+
+/// `OpenAI`, `Azure`, `Anthropic`: how LiteLLM names a provider in `…Exception` messages.
+fn provider_label(name: &str) -> String {
+    match name {
+        "openai" => "OpenAI".to_string(),
+        "azure" => "Azure".to_string(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// Upstream headers LiteLLM passes on: `x-ratelimit-*` as they are, and every header again as
+/// `llm_provider-<name>`. Hop-by-hop and framing headers are not forwarded.
+fn forwardable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    const SKIP: &[&str] = &[
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "content-encoding",
+    ];
+    let mut out = Vec::with_capacity(headers.len() * 2);
+    for (k, v) in headers {
+        if SKIP.contains(&k.as_str()) {
+            continue;
+        }
+        if k.starts_with("x-ratelimit-") {
+            out.push((k.clone(), v.clone()));
+        }
+        out.push((format!("llm_provider-{k}"), v.clone()));
+    }
+    out
+}
+
+/// Answer from `mock_response`, with the same bookkeeping as an upstream call.
+fn mock_answer(outcome: MockOutcome, reservation: &Reservation) -> Result<Answer, ProviderError> {
+    let answer = |body, usage| Answer {
+        body,
+        api_base: None,
+        upstream_headers: Vec::new(),
+        upstream_duration: Duration::ZERO,
+        usage,
+    };
+    let frames = |chunks: Vec<Bytes>, last: Vec<Bytes>| {
+        let (tx, rx) = mpsc::channel(chunks.len() + last.len() + 1);
+        for frame in chunks.iter().map(|c| sse_frame(c)).chain(last) {
+            let _ = tx.try_send(frame);
+        }
+        rx
+    };
+    match outcome {
+        MockOutcome::Response { body, usage } => {
+            reservation.succeed(usage.prompt_tokens, usage.completion_tokens);
+            Ok(answer(Body::Json(body), Some(usage)))
+        }
+        MockOutcome::Stream { chunks, usage } => {
+            reservation.first_token();
+            reservation.succeed(usage.prompt_tokens, usage.completion_tokens);
+            let rx = frames(chunks, vec![Bytes::from_static(DONE_FRAME)]);
+            Ok(answer(Body::Stream(rx), Some(usage)))
+        }
+        MockOutcome::StreamError { chunks, error } if chunks.is_empty() => Err(error),
+        MockOutcome::StreamError { chunks, error } => {
+            reservation.first_token();
+            reservation.fail(error.class, error.status, error.retry_after);
+            let rx = frames(
+                chunks,
+                vec![sse_error_frame(&error), Bytes::from_static(DONE_FRAME)],
+            );
+            Ok(answer(Body::Stream(rx), None))
+        }
+        MockOutcome::Error(e) => Err(e),
+    }
+}
+
+const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
+
+/// `data: <json>\n\n`.
+pub fn sse_frame(json: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(json.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(json);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+/// The error event a stream ends with when the upstream fails after the first chunk.
+pub fn sse_error_frame(e: &ProviderError) -> Bytes {
+    let body = ProxyError::Provider(e.clone()).body();
+    sse_frame(body.to_string().as_bytes())
+}
+
+/// Copies a live upstream stream to the client, chunk by chunk, and reports the outcome to the
+/// deployment when the stream ends (classified at end of stream: a stream that dies halfway is
+/// a failure).
+struct Pump {
+    reply: upstream::Reply,
+    decoder: Box<dyn StreamDecoder>,
+    reservation: Reservation,
+    tx: mpsc::Sender<Bytes>,
+    chunk_timeout: Duration,
+    label: String,
+}
+
+enum PumpStep {
+    Continue,
+    Finished,
+    Failed(ProviderError),
+    ClientGone,
+}
+
+impl Pump {
+    async fn run(mut self, pending: Vec<StreamEvent>) {
+        let mut usage = Usage::default();
+        let mut step = self.write_events(pending, &mut usage).await;
+        while let PumpStep::Continue = step {
+            let next = {
+                let read = actix_web::rt::time::timeout(
+                    self.chunk_timeout,
+                    upstream::next_chunk(&mut self.reply, &self.label),
+                );
+                let closed = self.tx.closed();
+                futures_util::pin_mut!(read, closed);
+                match select(read, closed).await {
+                    Either::Left((r, _)) => Some(r),
+                    Either::Right(_) => None,
+                }
+            };
+            let mut events = Vec::new();
+            match next {
+                None => step = PumpStep::ClientGone,
+                Some(Err(_)) => {
+                    step = PumpStep::Failed(ProviderError::timeout(&self.label, self.chunk_timeout))
+                }
+                Some(Ok(Some(Err(e)))) => step = PumpStep::Failed(e),
+                Some(Ok(Some(Ok(bytes)))) => {
+                    self.decoder.feed(&bytes, &mut events);
+                    step = self.write_events(events, &mut usage).await;
+                }
+                Some(Ok(None)) => {
+                    self.decoder.finish(&mut events);
+                    step = self.write_events(events, &mut usage).await;
+                    if let PumpStep::Continue = step {
+                        step = PumpStep::Failed(ProviderError::connection(
+                            &self.label,
+                            "the upstream ended the stream without finishing it",
+                        ));
+                    }
+                }
+            }
+        }
+        match step {
+            PumpStep::Finished => {
+                self.reservation
+                    .succeed(usage.prompt_tokens, usage.completion_tokens);
+                let _ = self.tx.send(Bytes::from_static(DONE_FRAME)).await;
+                drop(self.tx);
+                // Read the upstream's tail so its keep-alive connection goes back to the pool.
+                let _ = actix_web::rt::time::timeout(DRAIN_TIMEOUT, async {
+                    while let Some(Ok(_)) = upstream::next_chunk(&mut self.reply, &self.label).await
+                    {
+                    }
+                })
+                .await;
+            }
+            PumpStep::Failed(e) => {
+                log::warn!(
+                    "stream from deployment {} failed after its first chunk: {}",
+                    self.reservation.deployment(),
+                    e.message
+                );
+                self.reservation.fail(e.class, e.status, e.retry_after);
+                let _ = self.tx.send(sse_error_frame(&e)).await;
+                let _ = self.tx.send(Bytes::from_static(DONE_FRAME)).await;
+            }
+            PumpStep::ClientGone => {
+                log::info!(
+                    "client went away mid-stream; cancelling the upstream call to deployment {}",
+                    self.reservation.deployment()
+                );
+            }
+            PumpStep::Continue => {}
+        }
+    }
+
+    async fn write_events(&mut self, events: Vec<StreamEvent>, usage: &mut Usage) -> PumpStep {
+        for event in events {
+            match event {
+                StreamEvent::Chunk(json) => {
+                    if self.tx.send(sse_frame(&json)).await.is_err() {
+                        return PumpStep::ClientGone;
+                    }
+                }
+                StreamEvent::Usage(u) => *usage = u,
+                StreamEvent::Error(e) => return PumpStep::Failed(e),
+                StreamEvent::Done => return PumpStep::Finished,
+            }
+        }
+        PumpStep::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_tokens_are_estimated_from_message_text() {
+        let body = json!({"messages": [{"role": "user", "content": "12345678"}, {"role": "user", "content": [{"type": "text", "text": "abcd"}]}]});
+        let Value::Object(map) = body else {
+            unreachable!()
+        };
+        assert_eq!(estimate_input_tokens(&map), 3);
+    }
+
+    #[test]
+    fn upstream_headers_are_forwarded_as_litellm_does() {
+        let h = vec![
+            (
+                "x-ratelimit-remaining-requests".to_string(),
+                "9".to_string(),
+            ),
+            ("x-request-id".to_string(), "abc".to_string()),
+            ("content-length".to_string(), "10".to_string()),
+        ];
+        assert_eq!(
+            forwardable_headers(&h),
+            vec![
+                (
+                    "x-ratelimit-remaining-requests".to_string(),
+                    "9".to_string()
+                ),
+                (
+                    "llm_provider-x-ratelimit-remaining-requests".to_string(),
+                    "9".to_string()
+                ),
+                ("llm_provider-x-request-id".to_string(), "abc".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn frames_are_sse() {
+        assert_eq!(&sse_frame(b"{}")[..], b"data: {}\n\n");
+        assert_eq!(provider_label("hosted_vllm"), "Hosted_vllm");
+        assert_eq!(provider_label("openai"), "OpenAI");
+    }
+}

@@ -1,0 +1,603 @@
+//! The HTTP edge: OpenAI routes, LiteLLM's info and health routes, auth, and the answer back to
+//! the client (JSON or SSE written chunk by chunk).
+//!
+//! A request's path through [`configure`]d routes:
+//! 1. `llm_call` checks the key ([`auth::MasterKeyAuth`]), reads the body under the size limit
+//!    and parses it into a JSON object, keeping every field.
+//! 2. It hands a [`dispatch::Dispatch`] to this worker's [`dispatch::HttpActor`] (started when
+//!    the worker built its App), which resolves the model and runs the router's retry/fallback
+//!    loop (`llm_proxy_actors::Router::execute`); each attempt reserves a deployment through
+//!    its ModelGroup and Deployment actors and calls the upstream on this worker's thread.
+//! 3. The answer goes back with LiteLLM's `x-litellm-*` headers; streams are copied frame by
+//!    frame from a channel the attempt's pump task fills.
+//! 4. The [`dispatch::CallMeta`] of the call is left in the request's extensions for the host's
+//!    logging (`HttpRequest::extensions().get::<CallMeta>()`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+pub mod auth;
+pub mod dispatch;
+pub mod error;
+pub mod state;
+pub mod upstream;
+
+use dispatch::{Body, CallMeta, Dispatch, Dispatched, HttpActor, Overrides};
+use error::ProxyError;
+pub use state::{Shared, StartError};
+
+use crate::providers::Endpoint;
+
+/// `created` LiteLLM reports for every model in `/v1/models`.
+const MODEL_CREATED_AT: u64 = 1_677_610_602;
+
+/// Register every route on `cfg` and start this worker's HTTP actor. Call once per worker (from
+/// the `HttpServer::new` factory), as `App::configure` does.
+pub fn configure(shared: Arc<Shared>, cfg: &mut web::ServiceConfig) {
+    let http = HttpActor::new(shared.clone()).start();
+    cfg.app_data(web::Data::new(http))
+        .app_data(web::Data::from(shared));
+    for (path, endpoint) in [
+        ("/chat/completions", Endpoint::ChatCompletions),
+        ("/v1/chat/completions", Endpoint::ChatCompletions),
+        ("/completions", Endpoint::Completions),
+        ("/v1/completions", Endpoint::Completions),
+        ("/embeddings", Endpoint::Embeddings),
+        ("/v1/embeddings", Endpoint::Embeddings),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::Data::new(endpoint))
+                .route(web::post().to(llm_call))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/models", "/v1/models"] {
+        cfg.service(web::resource(path).route(web::get().to(models)));
+    }
+    for path in ["/model/info", "/v1/model/info"] {
+        cfg.service(web::resource(path).route(web::get().to(model_info)));
+    }
+    for path in ["/health/liveliness", "/health/liveness"] {
+        cfg.service(web::resource(path).route(web::get().to(liveliness)));
+    }
+    cfg.service(web::resource("/health/readiness").route(web::get().to(readiness)));
+}
+
+/// OpenAI-shaped 404 for paths the proxy does not serve (the standalone server's default).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ProxyError::NotFound(format!("Route not found: {} {}", req.method(), req.path()))
+        .error_response()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = ProxyError::invalid(format!(
+        "Method {} is not allowed on {}",
+        req.method(),
+        req.path()
+    ))
+    .error_response();
+    *res.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+    res
+}
+
+async fn llm_call(
+    req: HttpRequest,
+    payload: web::Payload,
+    endpoint: web::Data<Endpoint>,
+    shared: web::Data<Shared>,
+    http: web::Data<Addr<HttpActor>>,
+) -> HttpResponse {
+    let call_id = req
+        .headers()
+        .get("x-litellm-call-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(new_call_id);
+    let meta = CallMeta {
+        call_id,
+        ..CallMeta::default()
+    };
+    let prepared = async {
+        shared.auth.check(req.headers())?;
+        let body = read_body(&req, payload, shared.max_body_bytes).await?;
+        parse_request(**endpoint, &body, &req, &meta.call_id)
+    }
+    .await;
+    let msg = match prepared {
+        Ok(msg) => msg,
+        Err(e) => {
+            log::info!("{} {} refused: {}", req.method(), req.path(), e);
+            return error_response(&e, &meta);
+        }
+    };
+    let model = msg.model.clone();
+    let result = match http.send(msg).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = ProxyError::Internal(format!("the worker's HTTP actor is unavailable: {e}"));
+            log::error!("{e}");
+            return error_response(&e, &meta);
+        }
+    };
+    match result {
+        Ok(Dispatched { body, meta }) => {
+            log::debug!(
+                "{} model={} deployment={} retries={} fallbacks={} in {:?}",
+                req.path(),
+                model,
+                meta.model_id.as_deref().unwrap_or("-"),
+                meta.attempted_retries,
+                meta.attempted_fallbacks,
+                meta.total_duration
+            );
+            let mut res = HttpResponse::Ok();
+            add_litellm_headers(&mut res, &meta);
+            req.extensions_mut().insert(meta);
+            match body {
+                Body::Json(bytes) => res.content_type("application/json").body(bytes),
+                Body::Stream(rx) => res
+                    .content_type("text/event-stream")
+                    .insert_header(("cache-control", "no-cache"))
+                    .streaming(SseBody(rx)),
+            }
+        }
+        Err(failed) => {
+            log::warn!(
+                "{} model={} failed with {}: {}",
+                req.path(),
+                model,
+                failed.error.status_code().as_u16(),
+                failed.error
+            );
+            let res = error_response(&failed.error, &failed.meta);
+            req.extensions_mut().insert(failed.meta);
+            res
+        }
+    }
+}
+
+fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
+    let mut res = e.error_response();
+    let mut builder = HttpResponse::build(res.status());
+    add_litellm_headers(&mut builder, meta);
+    let built = builder.finish();
+    for (k, v) in built.headers() {
+        res.headers_mut().insert(k.clone(), v.clone());
+    }
+    res
+}
+
+/// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
+/// value.
+fn add_litellm_headers(res: &mut HttpResponseBuilder, meta: &CallMeta) {
+    let mut put = |name: &str, value: String| {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            res.insert_header((n, v));
+        }
+    };
+    put("x-litellm-call-id", meta.call_id.clone());
+    put("x-litellm-version", env!("CARGO_PKG_VERSION").to_string());
+    if let Some(id) = &meta.model_id {
+        put("x-litellm-model-id", id.clone());
+    }
+    if let Some(group) = &meta.model_group {
+        put("x-litellm-model-group", group.clone());
+    }
+    if let Some(base) = &meta.api_base {
+        put(
+            "x-litellm-model-api-base",
+            base.split('?').next().unwrap_or_default().to_string(),
+        );
+    }
+    put(
+        "x-litellm-attempted-retries",
+        meta.attempted_retries.to_string(),
+    );
+    put(
+        "x-litellm-attempted-fallbacks",
+        meta.attempted_fallbacks.to_string(),
+    );
+    if meta.attempted_retries > 0 {
+        put("x-litellm-max-retries", meta.max_retries.to_string());
+    }
+    if meta.model_id.is_some() {
+        put(
+            "x-litellm-response-duration-ms",
+            format!("{:.3}", ms(meta.upstream_duration)),
+        );
+        put(
+            "x-litellm-overhead-duration-ms",
+            format!(
+                "{:.3}",
+                ms(meta.total_duration.saturating_sub(meta.upstream_duration))
+            ),
+        );
+    }
+    for (k, v) in &meta.upstream_headers {
+        put(k, v.clone());
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn new_call_id() -> String {
+    let a = fastrand::u64(..);
+    let b = fastrand::u64(..);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Read the body, refusing it as soon as it is known to be over the limit.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, ProxyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|s| *s > limit) {
+        return Err(ProxyError::PayloadTooLarge { size, limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ProxyError::invalid(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ProxyError::PayloadTooLarge {
+                size: body.len() + chunk.len(),
+                limit,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parse and check the body; every field is kept for the upstream.
+fn parse_request(
+    endpoint: Endpoint,
+    body: &[u8],
+    req: &HttpRequest,
+    call_id: &str,
+) -> Result<Dispatch, ProxyError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ProxyError::InvalidRequest {
+        message: format!("Invalid JSON in the request body: {e}"),
+        param: None,
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ProxyError::invalid(
+            "The request body must be a JSON object",
+        ));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(field_error(
+                "model",
+                "`model` is required: the model group to call (see /v1/models)",
+            ))
+        }
+        Some(_) => return Err(field_error("model", "`model` must be a string")),
+    };
+    let (field, kind) = match endpoint {
+        Endpoint::ChatCompletions => ("messages", "a non-empty list of messages"),
+        Endpoint::Completions => ("prompt", "a string or a list"),
+        Endpoint::Embeddings => ("input", "a string or a list"),
+    };
+    let ok = match (endpoint, body.get(field)) {
+        (Endpoint::ChatCompletions, Some(Value::Array(m))) => {
+            !m.is_empty() && m.iter().all(Value::is_object)
+        }
+        (_, Some(Value::String(_) | Value::Array(_))) => endpoint != Endpoint::ChatCompletions,
+        _ => false,
+    };
+    if !ok {
+        return Err(field_error(
+            field,
+            &format!("`{field}` is required and must be {kind}"),
+        ));
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(field_error("stream", "`stream` must be a boolean")),
+    };
+    if stream && endpoint == Endpoint::Embeddings {
+        return Err(field_error("stream", "embeddings cannot be streamed"));
+    }
+    let overrides = overrides(&body, req)?;
+    Ok(Dispatch {
+        endpoint,
+        model,
+        body,
+        stream,
+        overrides,
+        call_id: call_id.to_string(),
+    })
+}
+
+fn field_error(param: &str, message: &str) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.to_string(),
+        param: Some(param.to_string()),
+    }
+}
+
+/// Per-request routing settings from the body (LiteLLM's control fields) and from
+/// `x-litellm-*` request headers.
+fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, ProxyError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let seconds = |field: &str, v: Option<&Value>| -> Result<Option<Duration>, ProxyError> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                let s = v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| {
+                        field_error(
+                            field,
+                            &format!("`{field}` must be a positive number of seconds"),
+                        )
+                    })?;
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
+        }
+    };
+    let header_value = |name: &str| header(name).map(|v| Value::String(v.to_string()));
+    let timeout = match seconds("timeout", body.get("timeout"))? {
+        Some(t) => Some(t),
+        None => match seconds("request_timeout", body.get("request_timeout"))? {
+            Some(t) => Some(t),
+            None => seconds(
+                "x-litellm-timeout",
+                header_value("x-litellm-timeout").as_ref(),
+            )?,
+        },
+    };
+    let stream_timeout = match seconds("stream_timeout", body.get("stream_timeout"))? {
+        Some(t) => Some(t),
+        None => seconds(
+            "x-litellm-stream-timeout",
+            header_value("x-litellm-stream-timeout").as_ref(),
+        )?,
+    };
+    let num_retries = match body.get("num_retries") {
+        None | Some(Value::Null) => {
+            header("x-litellm-num-retries").and_then(|v| v.trim().parse().ok())
+        }
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    field_error(
+                        "num_retries",
+                        "`num_retries` must be a non-negative integer",
+                    )
+                })?,
+        ),
+    };
+    let fallbacks = match body.get("fallbacks") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Object(o) => o
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| field_error("fallbacks", "each fallback needs a `model`")),
+                    _ => Err(field_error(
+                        "fallbacks",
+                        "`fallbacks` must be a list of model names",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(field_error(
+                "fallbacks",
+                "`fallbacks` must be a list of model names",
+            ))
+        }
+    };
+    Ok(Overrides {
+        timeout,
+        stream_timeout,
+        num_retries,
+        fallbacks,
+        disable_fallbacks: body
+            .get("disable_fallbacks")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        drop_params: body.get("drop_params").and_then(Value::as_bool),
+    })
+}
+
+/// SSE frames from the attempt's pump task to the client.
+struct SseBody(mpsc::Receiver<Bytes>);
+
+impl Stream for SseBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+async fn models(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Err(e) = shared.auth.check(req.headers()) {
+        return e.error_response();
+    }
+    let data: Vec<Value> = shared
+        .router
+        .model_names()
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": MODEL_CREATED_AT, "owned_by": "openai"}))
+        .collect();
+    HttpResponse::Ok().json(json!({"data": data, "object": "list"}))
+}
+
+/// One entry per deployment (and per non-hidden alias of its group), secrets masked.
+async fn model_info(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Err(e) = shared.auth.check(req.headers()) {
+        return e.error_response();
+    }
+    let wanted =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("litellm_model_id").cloned());
+    let entry = |name: &str, d: &crate::config::DeploymentConfig| {
+        let mut info = d.model_info.clone();
+        info.insert("id".into(), Value::String(d.id.clone()));
+        info.entry("db_model").or_insert(Value::Bool(false));
+        json!({"model_name": name, "litellm_params": d.masked_litellm_params(), "model_info": info})
+    };
+    let deployments = &shared.config.deployments;
+    let mut data = Vec::new();
+    for alias in shared
+        .config
+        .router_settings
+        .model_group_alias
+        .iter()
+        .flatten()
+    {
+        if alias.hidden {
+            continue;
+        }
+        for d in deployments.iter().filter(|d| d.model_name == alias.model) {
+            data.push((d.id.as_str(), entry(&alias.alias, d)));
+        }
+    }
+    for d in deployments {
+        data.push((d.id.as_str(), entry(&d.model_name, d)));
+    }
+    if let Some(id) = wanted {
+        data.retain(|(d, _)| *d == id);
+        if data.is_empty() {
+            return ProxyError::invalid(format!("Model id = {id} not found on litellm proxy"))
+                .error_response();
+        }
+    }
+    let data: Vec<Value> = data.into_iter().map(|(_, v)| v).collect();
+    HttpResponse::Ok().json(json!({"data": data}))
+}
+
+async fn liveliness() -> HttpResponse {
+    HttpResponse::Ok().json("I'm alive!")
+}
+
+async fn readiness() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "db": "Not connected",
+        "cache": null,
+        "litellm_version": env!("CARGO_PKG_VERSION"),
+        "success_callbacks": [],
+        "use_aiohttp_transport": false,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn parse(endpoint: Endpoint, body: &str) -> Result<Dispatch, ProxyError> {
+        let req = TestRequest::default().to_http_request();
+        parse_request(endpoint, body.as_bytes(), &req, "id")
+    }
+
+    #[test]
+    fn malformed_bodies_are_400s_naming_the_problem() {
+        let cases = [
+            ("{", None),
+            ("[]", None),
+            (
+                r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+                Some("model"),
+            ),
+            (r#"{"model":7,"messages":[]}"#, Some("model")),
+            (r#"{"model":"m"}"#, Some("messages")),
+            (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
+            (r#"{"model":"m","messages":[]}"#, Some("messages")),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"timeout":-1}"#,
+                Some("timeout"),
+            ),
+        ];
+        for (body, param) in cases {
+            let e = parse(Endpoint::ChatCompletions, body)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {body}"));
+            assert_eq!(e.status_code().as_u16(), 400, "{body}");
+            assert_eq!(e.body()["error"]["param"].as_str(), param, "{body}");
+        }
+    }
+
+    #[test]
+    fn every_field_is_kept_and_overrides_are_read() {
+        let d = parse(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"zz_custom":{"a":1},"stream":true,"num_retries":1,"timeout":2.5,"fallbacks":["b",{"model":"c"}]}"#,
+        )
+        .unwrap();
+        assert!(d.stream);
+        assert_eq!(d.body.get("zz_custom"), Some(&json!({"a": 1})));
+        assert_eq!(d.overrides.num_retries, Some(1));
+        assert_eq!(d.overrides.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(
+            d.overrides.fallbacks,
+            Some(vec!["b".to_string(), "c".to_string()])
+        );
+    }
+
+    #[test]
+    fn embeddings_and_completions_need_their_input() {
+        assert!(parse(Endpoint::Embeddings, r#"{"model":"m","input":"hi"}"#).is_ok());
+        assert!(parse(Endpoint::Embeddings, r#"{"model":"m"}"#).is_err());
+        assert!(parse(Endpoint::Completions, r#"{"model":"m","prompt":["a"]}"#).is_ok());
+        assert!(parse(
+            Endpoint::Embeddings,
+            r#"{"model":"m","input":"hi","stream":true}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn call_ids_look_like_uuids() {
+        let id = new_call_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+    }
+}

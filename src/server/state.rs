@@ -1,0 +1,384 @@
+//! What every worker shares: the router (and through it the actors), each deployment's config
+//! and provider adapter, and the settings a request needs. Built once at start-up from the
+//! loaded config.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use llm_proxy_actors::{
+    Alias, AllowedFailsPolicy, Clock, DeploymentSpec, RetryPolicy, Router, RouterSettings,
+    Strategy, SystemClock,
+};
+
+use super::auth::MasterKeyAuth;
+use super::dispatch::Overrides;
+use crate::config::{self, DeploymentConfig, ProxyConfig};
+use crate::providers::{self, ProviderAdapter, ProviderError};
+
+/// LiteLLM's default request timeout (`litellm.request_timeout`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6000);
+
+/// Body limit when `general_settings.max_request_size_mb` is not set.
+const DEFAULT_MAX_BODY_MB: f64 = 32.0;
+
+/// Wildcard deployments build an adapter per requested model; the cache is bounded so that
+/// clients sending endless distinct names cannot grow it without limit.
+const WILDCARD_ADAPTER_CACHE: usize = 1024;
+
+/// Why the proxy cannot start with this config.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("router_settings.routing_strategy: {0}")]
+    Strategy(String),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+}
+
+/// One deployment as the request path needs it.
+#[derive(Debug)]
+pub struct DeploymentRuntime {
+    pub config: DeploymentConfig,
+    adapter: Result<Arc<dyn ProviderAdapter>, ProviderError>,
+    timeout: Option<Duration>,
+    stream_timeout: Option<Duration>,
+}
+
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub router: Router,
+    pub auth: MasterKeyAuth,
+    /// `litellm_settings.drop_params` (or `LITELLM_DROP_PARAMS`).
+    pub drop_params: bool,
+    pub max_body_bytes: usize,
+    deployments: HashMap<String, Arc<DeploymentRuntime>>,
+    wildcard_adapters: DashMap<String, Arc<dyn ProviderAdapter>>,
+    default_timeout: Duration,
+    default_stream_timeout: Option<Duration>,
+}
+
+impl Shared {
+    /// Build the shared state and start the router's actors. Must run inside an actix System.
+    pub fn start(config: ProxyConfig) -> Result<Shared, StartError> {
+        Shared::start_with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(
+        config: ProxyConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Shared, StartError> {
+        let settings = router_settings(&config)?;
+        let default_max_parallel = config
+            .router_settings
+            .default_max_parallel_requests
+            .and_then(|n| u32::try_from(n).ok());
+        let specs = config
+            .deployments
+            .iter()
+            .map(|d| deployment_spec(d, default_max_parallel))
+            .collect();
+        let router = Router::start(specs, settings, clock);
+        let mut deployments = HashMap::new();
+        for d in &config.deployments {
+            let adapter = if d.is_wildcard() && d.model().contains('*') {
+                // Built per requested model.
+                Err(ProviderError::invalid_config("wildcard deployment"))
+            } else {
+                providers::adapter_for(d.model(), &d.litellm_params)
+            };
+            if let Err(e) = &adapter {
+                if !d.is_wildcard() && d.litellm_params.get("mock_response").is_none() {
+                    log::warn!(
+                        "deployment {} (model_name={}, model={}) cannot be called: {}",
+                        d.id,
+                        d.model_name,
+                        d.model(),
+                        e.message
+                    );
+                }
+            }
+            let runtime = DeploymentRuntime {
+                timeout: secs(
+                    d.f64_param("timeout")
+                        .or_else(|| d.f64_param("request_timeout")),
+                ),
+                stream_timeout: secs(d.f64_param("stream_timeout")),
+                adapter,
+                config: d.clone(),
+            };
+            deployments.insert(d.id.clone(), Arc::new(runtime));
+        }
+        let general = &config.general_settings;
+        let auth = MasterKeyAuth::new(
+            config.master_key().map(|k| k.expose().to_string()),
+            general.litellm_key_header_name.clone(),
+        );
+        let drop_params = config.litellm_settings.drop_params.unwrap_or(false)
+            || std::env::var("LITELLM_DROP_PARAMS")
+                .map(|v| {
+                    matches!(
+                        v.trim().to_ascii_lowercase().as_str(),
+                        "1" | "true" | "yes" | "on"
+                    )
+                })
+                .unwrap_or(false);
+        let max_body_mb = general
+            .max_request_size_mb
+            .filter(|mb| mb.is_finite() && *mb > 0.0)
+            .unwrap_or(DEFAULT_MAX_BODY_MB);
+        let default_timeout = secs(config.router_settings.timeout)
+            .or_else(|| secs(config.litellm_settings.request_timeout))
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let default_stream_timeout = secs(config.router_settings.stream_timeout);
+        Ok(Shared {
+            router,
+            auth,
+            drop_params,
+            max_body_bytes: (max_body_mb * 1024.0 * 1024.0) as usize,
+            deployments,
+            wildcard_adapters: DashMap::new(),
+            default_timeout,
+            default_stream_timeout,
+            config,
+        })
+    }
+
+    pub fn deployment(&self, id: &str) -> Option<Arc<DeploymentRuntime>> {
+        self.deployments.get(id).cloned()
+    }
+
+    /// The adapter for an attempt: the deployment's own, or for a wildcard the one for the
+    /// model the request asked for.
+    pub fn adapter(
+        &self,
+        deployment: &DeploymentRuntime,
+        upstream_model: Option<&str>,
+    ) -> Result<Arc<dyn ProviderAdapter>, ProviderError> {
+        let Some(model) = upstream_model else {
+            return deployment.adapter.clone();
+        };
+        let key = format!("{}\u{0}{model}", deployment.config.id);
+        if let Some(a) = self.wildcard_adapters.get(&key) {
+            return Ok(a.clone());
+        }
+        let adapter = providers::adapter_for(model, &deployment.config.litellm_params)?;
+        if self.wildcard_adapters.len() >= WILDCARD_ADAPTER_CACHE {
+            self.wildcard_adapters.clear();
+        }
+        self.wildcard_adapters.insert(key, adapter.clone());
+        Ok(adapter)
+    }
+
+    /// LiteLLM's precedence: request > deployment > router_settings > litellm_settings; a stream
+    /// uses `stream_timeout` where one is set at any level, else the same chain.
+    pub fn timeout_for(
+        &self,
+        deployment: &DeploymentRuntime,
+        overrides: &Overrides,
+        stream: bool,
+    ) -> Duration {
+        if stream {
+            if let Some(t) = overrides
+                .stream_timeout
+                .or(deployment.stream_timeout)
+                .or(self.default_stream_timeout)
+            {
+                return t;
+            }
+        }
+        overrides
+            .timeout
+            .or(deployment.timeout)
+            .unwrap_or(self.default_timeout)
+    }
+}
+
+/// Seconds from the config into a duration; nonsense (negative, NaN) is ignored.
+pub fn secs(v: Option<f64>) -> Option<Duration> {
+    v.filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn deployment_spec(d: &DeploymentConfig, default_max_parallel: Option<u32>) -> DeploymentSpec {
+    let mut spec = DeploymentSpec::new(&d.id, &d.model_name, d.model());
+    spec.rpm = d.rpm();
+    spec.tpm = d.tpm();
+    spec.weight = d.f64_param("weight");
+    spec.order = d.u64_param("order").and_then(|o| u32::try_from(o).ok());
+    spec.max_parallel_requests = d
+        .u64_param("max_parallel_requests")
+        .and_then(|n| u32::try_from(n).ok())
+        .or(default_max_parallel);
+    spec.cooldown_time = d
+        .f64_param("cooldown_time")
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    spec.num_retries = d
+        .u64_param("num_retries")
+        .and_then(|n| u32::try_from(n).ok());
+    spec.input_cost_per_token = d.f64_param("input_cost_per_token");
+    spec.output_cost_per_token = d.f64_param("output_cost_per_token");
+    spec
+}
+
+fn u32_of(v: Option<u64>) -> Option<u32> {
+    v.map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// `router_settings` wins over `litellm_settings` wherever it is set (and non-empty).
+fn router_settings(config: &ProxyConfig) -> Result<RouterSettings, StartError> {
+    let r = &config.router_settings;
+    let l = &config.litellm_settings;
+    let mut s = RouterSettings::default();
+    if let Some(name) = &r.routing_strategy {
+        s.strategy = name.parse().map_err(StartError::Strategy)?;
+        if let (
+            Strategy::LatencyBased {
+                lowest_latency_buffer,
+                max_latency_list_size,
+                ttl,
+            },
+            Some(args),
+        ) = (&mut s.strategy, &r.routing_strategy_args)
+        {
+            if let Some(b) = args
+                .get("lowest_latency_buffer")
+                .and_then(serde_json::Value::as_f64)
+            {
+                *lowest_latency_buffer = b;
+            }
+            if let Some(n) = args
+                .get("max_latency_list_size")
+                .and_then(serde_json::Value::as_u64)
+            {
+                *max_latency_list_size = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+            }
+            if let Some(t) = secs(args.get("ttl").and_then(serde_json::Value::as_f64)) {
+                *ttl = t;
+            }
+        }
+    }
+    if let Some(n) = u32_of(r.num_retries.or(l.num_retries)) {
+        s.num_retries = n;
+    }
+    if let Some(t) = secs(r.retry_after) {
+        s.retry_after = t;
+    }
+    s.retry_policy = r.retry_policy.as_ref().map(retry_policy);
+    if let Some(groups) = &r.model_group_retry_policy {
+        s.model_group_retry_policy = groups
+            .iter()
+            .map(|(g, p)| (g.clone(), retry_policy(p)))
+            .collect();
+    }
+    // LiteLLM ignores litellm_settings.allowed_fails (its docs promise it works): we honour it.
+    s.allowed_fails = u32_of(r.allowed_fails.or(l.allowed_fails));
+    s.allowed_fails_policy = r.allowed_fails_policy.as_ref().map(|p| AllowedFailsPolicy {
+        bad_request: u32_of(p.bad_request_error_allowed_fails),
+        auth: u32_of(p.authentication_error_allowed_fails),
+        timeout: u32_of(p.timeout_error_allowed_fails),
+        rate_limit: u32_of(p.rate_limit_error_allowed_fails),
+        content_policy: u32_of(p.content_policy_violation_error_allowed_fails),
+        internal_server_error: u32_of(p.internal_server_error_allowed_fails),
+    });
+    if let Some(c) = r.cooldown_time.filter(|c| c.is_finite() && *c >= 0.0) {
+        s.cooldown_time = Duration::from_secs_f64(c);
+    }
+    s.disable_cooldowns = r.disable_cooldowns.unwrap_or(false);
+    let pick = |router: &Option<config::FallbackList>, litellm: &Option<config::FallbackList>| {
+        router
+            .clone()
+            .filter(|f| !f.is_empty())
+            .or_else(|| litellm.clone())
+            .unwrap_or_default()
+    };
+    s.fallbacks = pick(&r.fallbacks, &l.fallbacks);
+    s.context_window_fallbacks = pick(&r.context_window_fallbacks, &l.context_window_fallbacks);
+    s.content_policy_fallbacks = pick(&r.content_policy_fallbacks, &l.content_policy_fallbacks);
+    if let Some(defaults) = r
+        .default_fallbacks
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or_else(|| l.default_fallbacks.clone())
+        .filter(|d| !d.is_empty())
+    {
+        s.fallbacks.push(("*".to_string(), defaults));
+    }
+    if let Some(m) = u32_of(r.max_fallbacks) {
+        s.max_fallbacks = m;
+    }
+    s.aliases = r
+        .model_group_alias
+        .iter()
+        .flatten()
+        .map(|a| Alias {
+            name: a.alias.clone(),
+            target: a.model.clone(),
+            hidden: a.hidden,
+        })
+        .collect();
+    Ok(s)
+}
+
+fn retry_policy(p: &config::RetryPolicy) -> RetryPolicy {
+    RetryPolicy {
+        bad_request: u32_of(p.bad_request_error_retries),
+        auth: u32_of(p.authentication_error_retries),
+        timeout: u32_of(p.timeout_error_retries),
+        rate_limit: u32_of(p.rate_limit_error_retries),
+        content_policy: u32_of(p.content_policy_violation_error_retries),
+        internal_server_error: u32_of(p.internal_server_error_retries),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> ProxyConfig {
+        ProxyConfig::load_from_str(yaml, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn router_settings_win_over_litellm_settings() {
+        let c = load(
+            "model_list: []\nlitellm_settings:\n  num_retries: 3\n  fallbacks: [{\"a\": [\"b\"]}]\n  allowed_fails: 4\nrouter_settings:\n  num_retries: 1\n  cooldown_time: 7\n  default_fallbacks: [\"z\"]\n",
+        );
+        let s = router_settings(&c).unwrap();
+        assert_eq!(s.num_retries, 1);
+        assert_eq!(s.allowed_fails, Some(4));
+        assert_eq!(s.cooldown_time, Duration::from_secs(7));
+        assert_eq!(
+            s.fallbacks,
+            vec![
+                ("a".to_string(), vec!["b".to_string()]),
+                ("*".to_string(), vec!["z".to_string()])
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_strategy_is_refused_naming_the_valid_ones() {
+        let c = load("model_list: []\nrouter_settings:\n  routing_strategy: round-robin\n");
+        let e = router_settings(&c).unwrap_err().to_string();
+        assert!(e.contains("round-robin") && e.contains("least-busy"), "{e}");
+    }
+
+    #[test]
+    fn latency_args_are_read() {
+        let c = load(
+            "model_list: []\nrouter_settings:\n  routing_strategy: latency-based-routing\n  routing_strategy_args: {lowest_latency_buffer: 0.5, max_latency_list_size: 3}\n",
+        );
+        match router_settings(&c).unwrap().strategy {
+            Strategy::LatencyBased {
+                lowest_latency_buffer,
+                max_latency_list_size,
+                ..
+            } => {
+                assert_eq!((lowest_latency_buffer, max_latency_list_size), (0.5, 3));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The proxy in front of OpenAI-compatible upstreams: what the upstream receives, byte for byte,
+//! and what the client gets back, plain and streaming.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(mock: &MockUpstream) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: vllm
+    litellm_params:
+      model: openai/facebook/opt-125m
+      api_base: {base}/v1
+      api_key: sk-upstream-secret-1
+      organization: org-42
+      temperature: 0.9
+      max_tokens: 64
+      extra_headers: {{"X-Team": "blue"}}
+    model_info:
+      id: vllm-one
+  - model_name: hosted
+    litellm_params:
+      model: hosted_vllm/meta/llama
+      api_base: {base}/hosted
+  - model_name: deepseek-chat
+    litellm_params:
+      model: deepseek/deepseek-chat
+      api_base: {base}/ds
+      api_key: sk-ds
+"#,
+        base = mock.base()
+    )
+}
+
+#[test]
+fn the_upstream_receives_the_client_body_with_model_and_defaults_applied() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi there", "opt-125m"))],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let body = r#"{"model":"vllm","messages":[{"role":"user","content":"Hello"}],"temperature":0.1,"zz_vendor":{"k":[1,2]},"metadata":{"tag":"x"},"user":"u1"}"#;
+    let res = request(
+        "POST",
+        &proxy.url("/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["choices"][0]["message"]["content"], "hi there");
+    assert_eq!(res.header("x-litellm-model-id"), Some("vllm-one"));
+    assert_eq!(res.header("x-litellm-model-group"), Some("vllm"));
+    assert_eq!(res.header("x-litellm-attempted-retries"), Some("0"));
+
+    let got = mock.received_on("/v1/chat/completions");
+    assert_eq!(got.len(), 1);
+    let up = &got[0];
+    assert_eq!(up.method, "POST");
+    // Field order and every unknown field kept; `metadata` is LiteLLM's own and stays home;
+    // the deployment's max_tokens fills the gap, its temperature does not override the client's.
+    assert_eq!(
+        String::from_utf8_lossy(&up.body),
+        r#"{"model":"facebook/opt-125m","messages":[{"role":"user","content":"Hello"}],"temperature":0.1,"zz_vendor":{"k":[1,2]},"user":"u1","max_tokens":64}"#
+    );
+    assert_eq!(
+        up.header("authorization"),
+        Some("Bearer sk-upstream-secret-1")
+    );
+    assert_eq!(up.header("openai-organization"), Some("org-42"));
+    assert_eq!(up.header("x-team"), Some("blue"));
+    assert_eq!(up.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn hosted_vllm_and_deepseek_speak_openai_on_their_bases() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/hosted/chat/completions",
+        vec![Reply::ok(completion("v", "llama"))],
+    );
+    mock.script(
+        "/ds/chat/completions",
+        vec![Reply::ok(completion("d", "deepseek-chat"))],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    for (model, path, upstream_model, content) in [
+        ("hosted", "/hosted/chat/completions", "meta/llama", "v"),
+        (
+            "deepseek-chat",
+            "/ds/chat/completions",
+            "deepseek-chat",
+            "d",
+        ),
+    ] {
+        let res = post_json(
+            &proxy.url("/chat/completions"),
+            &json!({"model": model, "messages": [{"role": "user", "content": "x"}]}),
+            &[],
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.json()["choices"][0]["message"]["content"], content);
+        let up = mock.received_on(path);
+        assert_eq!(up.len(), 1, "{path}");
+        assert_eq!(up[0].json()["model"], upstream_model);
+    }
+}
+
+#[test]
+fn streams_are_relayed_chunk_by_chunk_and_end_with_done() {
+    let mock = MockUpstream::start();
+    let chunk = |c: &str| {
+        json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"opt","choices":[{"index":0,"delta":{"content":c},"finish_reason":null}]})
+            .to_string()
+    };
+    let (a, b, c) = (chunk("Hel"), chunk("lo "), chunk("world"));
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::sse(
+            &[&a, &b, &c, "[DONE]"],
+            Duration::from_millis(300),
+        )],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "vllm", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/event-stream"));
+    assert_eq!(
+        res.sse_data(),
+        vec![a.clone(), b.clone(), c.clone(), "[DONE]".to_string()]
+    );
+    // Written as the upstream sent it, not buffered: the first chunk reached the client long
+    // before the last one left the upstream (chunks are 300 ms apart).
+    let first = res.chunk_times.first().map(|(t, _)| *t).unwrap_or_default();
+    let last = res.chunk_times.last().map(|(t, _)| *t).unwrap_or_default();
+    assert!(
+        last - first >= Duration::from_millis(600),
+        "first {first:?} last {last:?}"
+    );
+    assert_eq!(
+        mock.received_on("/v1/chat/completions")[0].json()["stream"],
+        true
+    );
+}
+
+#[test]
+fn embeddings_and_text_completions_pass_through() {
+    let mock = MockUpstream::start();
+    let emb = json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"opt","usage":{"prompt_tokens":2,"total_tokens":2}});
+    mock.script("/v1/embeddings", vec![Reply::ok(emb.clone())]);
+    let text = json!({"id":"cmpl-1","object":"text_completion","created":1,"model":"opt","choices":[{"text":"ok","index":0,"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}});
+    mock.script("/v1/completions", vec![Reply::ok(text.clone())]);
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let res = post_json(
+        &proxy.url("/v1/embeddings"),
+        &json!({"model": "vllm", "input": ["a"]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json(), emb);
+    let res = post_json(
+        &proxy.url("/completions"),
+        &json!({"model": "vllm", "prompt": "a"}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json(), text);
+    assert_eq!(mock.received_on("/v1/completions")[0].json()["prompt"], "a");
+}
+
+#[test]
+fn upstream_errors_keep_their_status_and_message() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::openai_error(
+            401,
+            "Incorrect API key provided: sk-up***",
+            "invalid_request_error",
+        )],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "vllm", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 401, "{}", res.text());
+    let err = &res.json()["error"];
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Incorrect API key provided"),
+        "{err}"
+    );
+    assert_eq!(err["code"], "401");
+    assert_eq!(res.header("x-litellm-model-id"), Some("vllm-one"));
+    // Auth errors are not retried.
+    assert_eq!(mock.received_on("/v1/chat/completions").len(), 1);
+}
+
+#[test]
+fn unreachable_and_hanging_upstreams_give_clear_errors() {
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mock = MockUpstream::start();
+    mock.script(
+        "/slow/chat/completions",
+        vec![Reply::Delay(
+            Duration::from_secs(5),
+            Box::new(Reply::ok(completion("late", "m"))),
+        )],
+    );
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: dead
+    litellm_params: {{model: openai/m, api_base: "http://127.0.0.1:{dead_port}", api_key: k, num_retries: 0}}
+  - model_name: slow
+    litellm_params: {{model: openai/m, api_base: "{base}/slow", api_key: k, timeout: 0.5}}
+router_settings:
+  num_retries: 0
+"#,
+        base = mock.base()
+    );
+    let proxy = Proxy::start(&cfg, &[]);
+    let msg = json!({"role": "user", "content": "x"});
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "dead", "messages": [msg]}),
+        &[],
+    );
+    assert!(res.status >= 500, "{} {}", res.status, res.text());
+    assert!(res.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("APIConnectionError"));
+    let started = std::time::Instant::now();
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "slow", "messages": [msg]}),
+        &[],
+    );
+    assert_eq!(res.status, 408, "{}", res.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn bad_requests_get_openai_shaped_errors() {
+    let mock = MockUpstream::start();
+    let proxy = Proxy::start(
+        &format!(
+            "{}general_settings:\n  max_request_size_mb: 0.001\n",
+            config(&mock)
+        ),
+        &[],
+    );
+    let url = proxy.url("/v1/chat/completions");
+    let json_h = [("content-type", "application/json")];
+    let cases: Vec<(&[u8], u16)> = vec![
+        (b"{not json", 400),
+        (b"[1,2]", 400),
+        (br#"{"model":"vllm"}"#, 400),
+        (br#"{"model":"vllm","messages":"hi"}"#, 400),
+        (
+            br#"{"model":12,"messages":[{"role":"user","content":"x"}]}"#,
+            400,
+        ),
+        (
+            br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
+            400,
+        ),
+    ];
+    for (body, status) in cases {
+        let res = request("POST", &url, &json_h, Some(body));
+        assert_eq!(
+            res.status,
+            status,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            res.text()
+        );
+        let err = &res.json()["error"];
+        for key in ["message", "type", "param", "code"] {
+            assert!(err.get(key).is_some(), "missing {key} in {err}");
+        }
+        assert_eq!(err["code"], status.to_string());
+    }
+    let res = post_json(
+        &url,
+        &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    );
+    let msg = res.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("model=nope") && msg.contains("vllm") && msg.contains("deepseek-chat"),
+        "{msg}"
+    );
+    let big = format!(
+        r#"{{"model":"vllm","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    let res = request("POST", &url, &json_h, Some(big.as_bytes()));
+    assert_eq!(res.status, 413, "{}", res.text());
+    assert_eq!(res.json()["error"]["code"], "413");
+    let res = get(&proxy.url("/v1/nothing-here"), &[]);
+    assert_eq!(res.status, 404);
+    assert!(res.json()["error"]["message"].is_string());
+    // The proxy is still healthy after all that.
+    assert_eq!(get(&proxy.url("/health/liveliness"), &[]).status, 200);
+    assert!(mock.received().is_empty());
+}
+
+#[test]
+fn model_info_masks_secrets_and_models_lists_groups() {
+    let mock = MockUpstream::start();
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let res = get(&proxy.url("/v1/models"), &[]);
+    let ids: Vec<Value> = res.json()["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!("vllm"), json!("hosted"), json!("deepseek-chat")]
+    );
+    let info = get(&proxy.url("/model/info"), &[]);
+    assert_eq!(info.status, 200);
+    let text = info.text();
+    assert!(!text.contains("sk-upstream-secret-1"), "{text}");
+    assert!(!text.contains("sk-ds"), "{text}");
+    assert_eq!(info.json()["data"][0]["model_info"]["id"], "vllm-one");
+    assert!(!proxy.log().contains("sk-upstream-secret-1"));
+}

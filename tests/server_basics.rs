@@ -1,0 +1,297 @@
+//! The real binary on the bundled config and on small configs: start-up, auth, mock answers,
+//! health and info routes.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const STRONG_KEY: &str = "sk-test-0123456789abcdef";
+
+fn bundled_config() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .expect("config.yaml")
+}
+
+#[test]
+fn the_bundled_config_answers_with_no_keys() {
+    let proxy = Proxy::start(&bundled_config(), &[]);
+    let log = proxy.log();
+    assert!(
+        log.contains("LiteLLM: Proxy initialized with Config, Set models:"),
+        "{log}"
+    );
+    assert!(log.contains("    gpt-4o"), "{log}");
+
+    let models = get(&proxy.url("/v1/models"), &[]).json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ids.first(),
+        Some(&"gpt-4"),
+        "aliases are listed first: {ids:?}"
+    );
+    for name in [
+        "gpt-3.5-turbo",
+        "gpt-4o",
+        "claude-3-haiku",
+        "text-embedding-3-small",
+    ] {
+        assert!(ids.contains(&name), "{name} missing from {ids:?}");
+    }
+
+    let res = post_json(
+        &proxy.url("/chat/completions"),
+        &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "This is a mock answer from gpt-4o."
+    );
+    assert_eq!(body["usage"]["total_tokens"], 30);
+    assert!(res.header("x-litellm-model-id").is_some());
+
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "gpt-3.5-turbo", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200);
+    let data = res.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(text.starts_with("Hello from the"), "{text}");
+    assert!(
+        chunks.iter().any(|c| c["usage"]["total_tokens"] == 30),
+        "usage chunk missing"
+    );
+
+    let res = post_json(
+        &proxy.url("/embeddings"),
+        &json!({"model": "text-embedding-3-small", "input": "hi"}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["object"], "list");
+}
+
+#[test]
+fn weights_follow_rpm_in_the_bundled_config() {
+    let proxy = Proxy::start(&bundled_config(), &[]);
+    let mut eu = 0;
+    let n = 150;
+    for _ in 0..n {
+        let res = post_json(
+            &proxy.url("/chat/completions"),
+            &json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}),
+            &[],
+        );
+        if res.header("x-litellm-model-id") == Some("gpt-35-turbo-eu") {
+            eu += 1;
+        }
+    }
+    // rpm 600 vs 300: two thirds expected (100 of 150); 4 standard deviations is about ±23.
+    assert!((77..=123).contains(&eu), "eu picked {eu} of {n}");
+}
+
+#[test]
+fn the_master_key_guards_everything_but_the_probes() {
+    let cfg = format!(
+        "{}general_settings:\n  master_key: {STRONG_KEY}\n",
+        bundled_config()
+    );
+    let proxy = Proxy::start_with_args(&cfg, &[], &["--host", "127.0.0.1"]);
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let res = post_json(&proxy.url("/v1/chat/completions"), &chat, &[]);
+    assert_eq!(res.status, 401);
+    assert_eq!(res.json()["error"]["type"], "auth_error");
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &chat,
+        &[("authorization", "Bearer sk-wrong")],
+    );
+    assert_eq!(
+        res.status, 401,
+        "a wrong key is a 401, not LiteLLM's 400 'No connected db.'"
+    );
+    assert_eq!(get(&proxy.url("/v1/models"), &[]).status, 401);
+    assert_eq!(get(&proxy.url("/model/info"), &[]).status, 401);
+    let bearer = format!("Bearer {STRONG_KEY}");
+    assert_eq!(
+        post_json(
+            &proxy.url("/v1/chat/completions"),
+            &chat,
+            &[("authorization", &bearer)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        post_json(
+            &proxy.url("/v1/chat/completions"),
+            &chat,
+            &[("x-litellm-api-key", STRONG_KEY)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(get(&proxy.url("/health/liveliness"), &[]).status, 200);
+    let ready = get(&proxy.url("/health/readiness"), &[]);
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "healthy");
+    assert!(
+        !proxy.log().contains(STRONG_KEY),
+        "the master key leaked into the log"
+    );
+}
+
+#[test]
+fn a_weak_or_missing_key_never_faces_the_network() {
+    for (extra, env) in [
+        ("", vec![]),
+        ("general_settings:\n  master_key: sk-1234\n", vec![]),
+        ("", vec![("LITELLM_MASTER_KEY", "short")]),
+    ] {
+        let dir = TempDir::new("weak");
+        let path = dir.0.join("c.yaml");
+        std::fs::write(&path, format!("{}{extra}", bundled_config())).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-proxy"));
+        cmd.args(["--host", "0.0.0.0", "--port", "0", "--config"])
+            .arg(&path);
+        cmd.env_remove("LITELLM_MASTER_KEY");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        assert!(
+            !out.status.success(),
+            "started on 0.0.0.0 with {extra:?} {env:?}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0") && err.contains("master_key"),
+            "{err}"
+        );
+    }
+    // Explicit permission starts it.
+    let proxy = Proxy::start_with_args(
+        &bundled_config(),
+        &[(
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY",
+            "true",
+        )],
+        &["--host", "0.0.0.0"],
+    );
+    assert_eq!(get(&proxy.url("/health/readiness"), &[]).status, 200);
+}
+
+#[test]
+fn help_version_and_a_missing_config_file() {
+    let bin = env!("CARGO_BIN_EXE_llm-proxy");
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--host",
+        "--port",
+        "--num_workers",
+        "--detailed_debug",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = Command::new(bin)
+        .args(["--config", "/nonexistent/config.yaml", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Config file not found"));
+}
+
+#[test]
+fn no_config_still_starts_with_no_models() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-proxy"));
+    cmd.args(["--port", "0"])
+        .env_remove("CONFIG_FILE_PATH")
+        .env_remove("LITELLM_MASTER_KEY");
+    let (port, mut child, log) = spawn_and_find_port(cmd);
+    let res = get(&format!("http://127.0.0.1:{port}/v1/models"), &[]);
+    assert_eq!(res.json()["data"], json!([]));
+    assert!(log.lock().unwrap().contains("no models"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn config_file_path_env_and_env_vars_in_the_config() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("ok", "m"))],
+    );
+    let cfg = format!(
+        r#"
+environment_variables:
+  LLMPROXY_TEST_UPSTREAM_KEY: sk-from-environment-variables
+model_list:
+  - model_name: ok
+    litellm_params:
+      model: openai/m
+      api_base: {base}/v1
+      api_key: os.environ/LLMPROXY_TEST_UPSTREAM_KEY
+  - model_name: broken
+    litellm_params:
+      model: openai/m
+      api_base: {base}/v1
+      api_key: os.environ/LLMPROXY_TEST_UNSET_VARIABLE
+"#,
+        base = mock.base()
+    );
+    let dir = TempDir::new("env");
+    let path = dir.0.join("c.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-proxy"));
+    cmd.args(["--port", "0"])
+        .env("CONFIG_FILE_PATH", &path)
+        .env_remove("LITELLM_MASTER_KEY");
+    let (port, mut child, log) = spawn_and_find_port(cmd);
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let msg = json!([{"role": "user", "content": "x"}]);
+    let res = post_json(&url, &json!({"model": "ok", "messages": msg}), &[]);
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(
+        mock.received()[0].header("authorization"),
+        Some("Bearer sk-from-environment-variables")
+    );
+    let res = post_json(&url, &json!({"model": "broken", "messages": msg}), &[]);
+    assert_eq!(res.status, 401, "{}", res.text());
+    assert!(res.text().contains("LLMPROXY_TEST_UNSET_VARIABLE"));
+    assert_eq!(
+        mock.received().len(),
+        1,
+        "the broken deployment must not be called"
+    );
+    assert!(eventually(Duration::from_secs(2), || log
+        .lock()
+        .unwrap()
+        .contains("LLMPROXY_TEST_UNSET_VARIABLE")));
+    let _ = child.kill();
+    let _ = child.wait();
+}
