@@ -363,16 +363,21 @@ impl Router {
             .unwrap_or_default()
     }
 
-    /// Resolves a requested model name: exact group, then alias, then deployment id (pinned),
-    /// then wildcard pattern (most specific first), then a deployment whose litellm `model` is
-    /// the name (pinned to the first in config order). `None`: unknown model (HTTP 400).
+    /// Resolves a requested model name: exact group, then alias (whose target may be a group or
+    /// a name a wildcard pattern matches), then deployment id (pinned), then wildcard pattern
+    /// (most specific first), then a deployment whose litellm `model` is the name (pinned to the
+    /// first in config order). `None`: unknown model (HTTP 400).
     pub fn resolve(&self, requested: &str) -> Option<Resolved> {
         let inner = &self.inner;
         if let Some(resolved) = self.resolve_group(requested) {
             return Some(resolved);
         }
-        if let Some(alias) = inner.settings.aliases.iter().find(|a| a.name == requested) {
-            if let Some(resolved) = self.resolve_group(&alias.target) {
+        if let Some(alias) = self.alias(requested) {
+            let target = &alias.target;
+            if let Some(resolved) = self
+                .resolve_group(target)
+                .or_else(|| self.resolve_pattern(target))
+            {
                 return Some(resolved);
             }
         }
@@ -382,17 +387,8 @@ impl Router {
                 pinned: Some(spec.id.clone()),
             });
         }
-        if let Some(group) = inner.wildcards.iter().find(|name| {
-            inner
-                .groups
-                .get(*name)
-                .and_then(|g| g.pattern.as_ref())
-                .is_some_and(|p| p.captures(requested).is_some())
-        }) {
-            return Some(Resolved {
-                group: group.clone(),
-                pinned: None,
-            });
+        if let Some(resolved) = self.resolve_pattern(requested) {
+            return Some(resolved);
         }
         let (_, id) = inner
             .by_model
@@ -411,6 +407,40 @@ impl Router {
             group: name.to_owned(),
             pinned: None,
         })
+    }
+
+    /// The most specific wildcard group whose pattern matches `name`.
+    fn resolve_pattern(&self, name: &str) -> Option<Resolved> {
+        let inner = &self.inner;
+        let group = inner.wildcards.iter().find(|group| {
+            inner
+                .groups
+                .get(*group)
+                .and_then(|g| g.pattern.as_ref())
+                .is_some_and(|pattern| pattern.captures(name).is_some())
+        })?;
+        Some(Resolved {
+            group: group.clone(),
+            pinned: None,
+        })
+    }
+
+    /// The alias named `name`, unless a group of that name shadows it.
+    fn alias(&self, name: &str) -> Option<&crate::settings::Alias> {
+        if self.inner.groups.contains_key(name) {
+            return None;
+        }
+        self.inner
+            .settings
+            .aliases
+            .iter()
+            .find(|alias| alias.name == name)
+    }
+
+    /// The name wildcard captures come from: an alias's target, else the name itself.
+    fn capture_name<'a>(&'a self, requested: &'a str) -> &'a str {
+        self.alias(requested)
+            .map_or(requested, |alias| alias.target.as_str())
     }
 
     /// Runs the request: picks a deployment, calls `attempt`, retries transient failures within
@@ -443,7 +473,13 @@ impl Router {
         };
         let original = resolved.group.clone();
         let first = match self
-            .run_group(&mut run, request, &request.model, &resolved, &mut attempt)
+            .run_group(
+                &mut run,
+                request,
+                self.capture_name(&request.model),
+                &resolved,
+                &mut attempt,
+            )
             .await
         {
             Ok(routed) => return Ok(routed),

@@ -699,3 +699,89 @@ async fn order_tiers_and_least_busy_through_the_group() {
         .unwrap();
     assert_eq!(excluded.deployment().as_ref(), "backup");
 }
+
+#[actix::test]
+async fn an_alias_may_target_a_name_a_wildcard_serves() {
+    let settings = RouterSettings {
+        aliases: vec![Alias {
+            name: "fast".to_owned(),
+            target: "openai/gpt-4o-mini".to_owned(),
+            hidden: true,
+        }],
+        ..RouterSettings::default()
+    };
+    let (router, _clock) = start(
+        vec![DeploymentSpec::new("w", "openai/*", "openai/*")],
+        settings,
+    );
+    assert_eq!(
+        router.resolve("fast"),
+        Some(Resolved {
+            group: "openai/*".to_owned(),
+            pinned: None
+        })
+    );
+    let routed = router
+        .execute(&request("fast"), |attempt: Attempt| async move {
+            Ok::<_, TestError>(attempt.upstream_model)
+        })
+        .await
+        .unwrap();
+    assert_eq!(routed.value.as_deref(), Some("openai/gpt-4o-mini"));
+    assert!(
+        router.model_names().iter().all(|name| name != "fast"),
+        "hidden"
+    );
+}
+
+#[actix::test]
+async fn max_parallel_requests_is_enforced_by_the_deployment() {
+    let specs = vec![
+        DeploymentSpec {
+            max_parallel_requests: Some(1),
+            ..spec("a", "g")
+        },
+        DeploymentSpec {
+            max_parallel_requests: Some(1),
+            ..spec("b", "g")
+        },
+    ];
+    let (router, _clock) = start(specs, RouterSettings::default());
+    let group = router.group("g").unwrap();
+    let pick = Pick {
+        exclude: Vec::new(),
+        input_tokens: 0,
+        stream: false,
+        pinned: None,
+    };
+    // Sent back to back, before any view catches up: the Deployment actors still refuse a
+    // second slot, so the group moves on or reports Busy.
+    let picks = send_all(&group, &pick, 3).await;
+    let granted: Vec<&Reservation> = picks.iter().filter_map(|p| p.as_ref().ok()).collect();
+    assert_eq!(granted.len(), 2);
+    assert_ne!(granted[0].deployment(), granted[1].deployment());
+    let refused = picks.iter().find_map(|p| p.as_ref().err()).unwrap();
+    assert!(refused.at_limit);
+    assert_eq!(refused.retry_after, crate::view::BUSY_RETRY_AFTER);
+}
+
+/// Sends `count` picks without waiting for replies in between, then collects them.
+async fn send_all(
+    group: &Addr<ModelGroup>,
+    pick: &Pick,
+    count: usize,
+) -> Vec<Result<Reservation, NoDeployments>> {
+    let pending: Vec<_> = (0..count).map(|_| group.send(pick.clone())).collect();
+    let mut results = Vec::new();
+    for request in pending {
+        results.push(request.await.unwrap());
+    }
+    results
+}
+
+#[test]
+fn router_and_reservation_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Router>();
+    shareable::<Reservation>();
+}
