@@ -198,15 +198,14 @@ impl Handler<ReportOutcome> for Deployment {
     type Result = ();
 
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
-        let now = self.clock.now();
-        if let Some(cooldown) = self.core.report(now, msg.0) {
+        if let Some(cooldown) = self.core.report(msg.at, msg.outcome) {
             let spec = &self.core.view().spec;
             log::warn!(
                 "deployment {} (model {}) cooling down for {:.1}s after {:?}",
                 spec.id,
                 spec.model,
                 cooldown.as_secs_f64(),
-                msg.0
+                msg.outcome
             );
         }
         self.publish();

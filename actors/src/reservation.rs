@@ -43,10 +43,16 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Tells a Deployment how one of its reservations ended.
+/// Tells a Deployment how one of its reservations ended, and when (so a cooldown starts at the
+/// failure, not when the actor gets to the message).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct ReportOutcome(pub Outcome);
+pub struct ReportOutcome {
+    /// What happened.
+    pub outcome: Outcome,
+    /// When it was reported.
+    pub at: Instant,
+}
 
 /// An in-flight slot on one deployment. Cheap to clone; see the module doc for the reporting rule.
 #[derive(Clone)]
@@ -134,7 +140,8 @@ impl Reservation {
 
     fn report(&self, outcome: Outcome) {
         if !self.inner.reported.swap(true, Ordering::AcqRel) {
-            self.inner.report.do_send(ReportOutcome(outcome));
+            let at = self.inner.clock.now();
+            self.inner.report.do_send(ReportOutcome { outcome, at });
         }
     }
 }
@@ -142,7 +149,11 @@ impl Reservation {
 impl Drop for Inner {
     fn drop(&mut self) {
         if !*self.reported.get_mut() {
-            self.report.do_send(ReportOutcome(Outcome::Cancelled));
+            let at = self.clock.now();
+            self.report.do_send(ReportOutcome {
+                outcome: Outcome::Cancelled,
+                at,
+            });
         }
     }
 }
@@ -172,7 +183,7 @@ mod tests {
     impl Handler<ReportOutcome> for Recorder {
         type Result = ();
         fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(msg.0);
+            self.0.lock().unwrap().push(msg.outcome);
         }
     }
 

@@ -16,7 +16,7 @@ use crate::error::{AttemptError, ErrorClass};
 use crate::fallback::fallback_groups;
 use crate::model_group::{GroupShared, Member, ModelGroup, NoDeployments, Pick};
 use crate::reservation::Reservation;
-use crate::retry::{backoff, retry_budget, should_retry, RetrySources};
+use crate::retry::{backoff, retry_budget, should_retry, RetrySources, MAX_BACKOFF};
 use crate::settings::{DeploymentId, DeploymentSpec, RouterSettings, Strategy};
 use crate::view::{Board, DeploymentView};
 use crate::wildcard::{upstream_model, Pattern};
@@ -472,12 +472,20 @@ impl Router {
             return Err(self.give_up(&request.model, run, None, Some(none), Vec::new()));
         };
         let original = resolved.group.clone();
+        // With nowhere to fall back to, a group whose deployments are all briefly unavailable
+        // is waited for (within the retry budget) instead of failing at once.
+        let may_wait = request.disable_fallbacks
+            || request.fallbacks.as_ref().map_or_else(
+                || fallback_groups(settings, &request.model, &original, None).is_empty(),
+                Vec::is_empty,
+            );
         let first = match self
             .run_group(
                 &mut run,
                 request,
                 self.capture_name(&request.model),
                 &resolved,
+                may_wait,
                 &mut attempt,
             )
             .await
@@ -510,7 +518,14 @@ impl Router {
             visited.push(resolved.group.clone());
             fallbacks_tried.push(name.clone());
             match self
-                .run_group(&mut run, request, &name, &resolved, &mut attempt)
+                .run_group(
+                    &mut run,
+                    request,
+                    self.capture_name(&name),
+                    &resolved,
+                    false,
+                    &mut attempt,
+                )
                 .await
             {
                 Ok(mut routed) => {
@@ -596,13 +611,15 @@ impl Router {
         }
     }
 
-    /// Tries one group with its retries. `requested` is the name wildcard captures come from.
+    /// Tries one group with its retries. `requested` is the name wildcard captures come from;
+    /// `may_wait` lets a retry wait up to [`MAX_BACKOFF`] for a deployment to come back.
     async fn run_group<T, E, F, Fut>(
         &self,
         run: &mut Run<E>,
         request: &RouteRequest,
         requested: &str,
         resolved: &Resolved,
+        may_wait: bool,
         attempt: &mut F,
     ) -> Result<Routed<T>, GroupFailure>
     where
@@ -628,6 +645,10 @@ impl Router {
         };
         let mut tried: Vec<DeploymentId> = Vec::new();
         let mut retries_here = 0;
+        // Waits for a deployment to come back, bounded by the retry budget.
+        let mut waits = 0;
+        // Whether the next pick is already counted as a retry.
+        let mut retrying = false;
         loop {
             let pick = Pick {
                 exclude: tried.clone(),
@@ -638,6 +659,23 @@ impl Router {
             let reservation = match group.addr.send(pick).await {
                 Ok(Ok(reservation)) => reservation,
                 Ok(Err(none)) => {
+                    let budget = run.max_retries;
+                    let wait = none.retry_after;
+                    if may_wait && waits < budget && !wait.is_zero() && wait <= MAX_BACKOFF {
+                        log::warn!(
+                            "no deployment of group {group_name} available; picking again in {:.2}s, when the earliest is back",
+                            wait.as_secs_f64()
+                        );
+                        inner.clock.sleep(wait).await;
+                        waits += 1;
+                        // A pick that was already a retry stays one retry; a first pick becomes one.
+                        if !retrying {
+                            retries_here += 1;
+                            run.retries += 1;
+                            retrying = true;
+                        }
+                        continue;
+                    }
                     failure.class = None;
                     failure.no_deployments = Some(none);
                     return Err(failure);
@@ -736,6 +774,7 @@ impl Router {
             }
             retries_here += 1;
             run.retries += 1;
+            retrying = true;
             if !tried.contains(&deployment) {
                 tried.push(deployment);
             }

@@ -785,3 +785,52 @@ fn router_and_reservation_are_shareable_across_threads() {
     shareable::<Router>();
     shareable::<Reservation>();
 }
+
+#[actix::test]
+async fn with_no_fallbacks_a_short_cooldown_is_waited_out() {
+    let settings = RouterSettings {
+        allowed_fails: Some(0),
+        ..RouterSettings::default()
+    };
+    let (router, clock) = start(vec![spec("a", "g")], settings);
+    let (result, log) = run_script(
+        &router,
+        &request("g"),
+        vec![Err(err(ErrorClass::ServerError, 500))],
+    )
+    .await;
+    let routed = result.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        routed.attempted_retries, 1,
+        "the wait belongs to the retry it delayed"
+    );
+    let slept = clock.slept();
+    assert_eq!(slept.len(), 2, "{slept:?}");
+    assert_eq!(
+        slept.iter().sum::<Duration>(),
+        Duration::from_secs(5),
+        "backoff, then the rest of the cooldown"
+    );
+
+    // With a fallback configured, the group is not waited for: the fallback runs at once.
+    let settings = RouterSettings {
+        allowed_fails: Some(0),
+        fallbacks: vec![entry("g", &["f"])],
+        ..RouterSettings::default()
+    };
+    let (router, clock) = start(vec![spec("a", "g"), spec("fa", "f")], settings);
+    let (result, log) = run_script(
+        &router,
+        &request("g"),
+        vec![Err(err(ErrorClass::ServerError, 500))],
+    )
+    .await;
+    assert_eq!(groups(&log), vec!["g", "f"]);
+    assert_eq!(result.unwrap().model_group, "f");
+    assert_eq!(
+        clock.slept().len(),
+        1,
+        "only the backoff before the retry pick"
+    );
+}
