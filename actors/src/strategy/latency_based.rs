@@ -2,7 +2,7 @@
 //! first token is used when the deployment has TTFT samples. Deployments with no fresh samples
 //! count as 0 so they are tried first; the pick is random among those within
 //! `lowest * (1 + buffer)`. Samples older than `ttl` are ignored, and the sample window slides
-//! (see [`crate::latency`]).
+//! (see [`LatencySample`](crate::LatencySample)).
 
 use std::time::Duration;
 
