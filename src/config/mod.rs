@@ -489,3 +489,386 @@ fn make_ids_unique(deployments: &mut [DeploymentConfig], warnings: &mut Warnings
         seen.insert(unique);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load(yaml: &str) -> ProxyConfig {
+        match ProxyConfig::load_from_str(yaml, "test.yaml") {
+            Ok(config) => config,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    fn ids(config: &ProxyConfig) -> Vec<&str> {
+        config.deployments.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    /// Expected ids computed by LiteLLM 1.81.0 (`Router(model_list=...)` after the proxy's
+    /// `os.environ/` pass) for the same text.
+    #[test]
+    fn ids_match_litellm_for_every_value_type() {
+        let config = load(
+            r#"
+model_list:
+  - model_name: types
+    litellm_params:
+      model: openai/gpt-4o
+      rpm: 6
+      temperature: 0.2
+      input_cost_per_token: 1.0e-05
+      output_cost_per_token: 1e-05
+      big: 1.0e+16
+      hundred: 100.0
+      negative: -3
+      stream: True
+      drop_params: false
+      api_base: null
+      empty:
+      timeout: .inf
+      text: "héllo \"quoted\" it's"
+      extra_body: {"nested": {"a": 1, "b": [1, 2.5, "x"]}, "flag": true, "none": null, "uni": "héllo", "q": "say \"hi\"\n"}
+      tags: ["a", 'it''s', 3, 0.5, false, null, {"k": "v", "n": 1.5}, [1, "two"], "héllo", "tab\there"]
+      empty_list: []
+      empty_map: {}
+  - model_name: with-id
+    litellm_params:
+      model: openai/gpt-4o
+    model_info:
+      id: 42
+  - model_name: "*"
+    litellm_params:
+      model: "*"
+"#,
+        );
+        assert_eq!(
+            ids(&config),
+            [
+                "9d876817d0bfc13c8f3dd13a97c3dfec3b8123fb6433abd2c16573272c839470",
+                "42",
+                "8f057b29630b3d65c426c7aefb1890d319ce88a66af3654e17754b27b6cdc6e1",
+            ]
+        );
+        assert_eq!(config.deployments[1].model_info["id"], json!("42"));
+        assert!(config.deployments[2].is_wildcard());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn ids_match_litellm_for_doc_examples() {
+        // 02-model-specific-params: a dict value (json.dumps) and floats.
+        let config = load(
+            r#"
+model_list:
+  - model_name: gpt-4-team2
+    litellm_params:
+      model: azure/gpt-4
+      api_key: sk-123
+      api_base: https://openai-gpt-4-test-v-2.openai.azure.com/
+      temperature: 0.2
+  - model_name: openai-gpt-3.5
+    litellm_params:
+      model: openai/gpt-3.5-turbo
+      extra_headers: {"AI-Resource Group": "ishaan-resource"}
+      api_key: sk-123
+      organization: org-ikDc4ex8NB
+      temperature: 0.2
+"#,
+        );
+        assert_eq!(
+            ids(&config),
+            [
+                "f06438db498288e7974e9c5238641dedd96cf301c6100c887baf8327fefef4b6",
+                "341dc14c0435ef99b607846492ce2d5b3db823e5c4979124dcec3be45441ed3f",
+            ]
+        );
+    }
+
+    #[test]
+    fn unset_variables_are_null_warned_and_listed() {
+        let config = load(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: azure/x\n      api_key: os.environ/LLMP_MOD_T1_UNSET\n      extra_headers: {X-Key: os.environ/LLMP_MOD_T1_UNSET_2}\n",
+        );
+        let d = &config.deployments[0];
+        assert_eq!(d.litellm_params["api_key"], Value::Null);
+        assert_eq!(d.litellm_params["extra_headers"], json!({"X-Key": null}));
+        assert_eq!(d.missing_env, ["LLMP_MOD_T1_UNSET", "LLMP_MOD_T1_UNSET_2"]);
+        assert_eq!(
+            config.warnings,
+            [
+                "model_list[0] (m): os.environ/LLMP_MOD_T1_UNSET is not set; litellm_params.api_key is null",
+                "model_list[0] (m): os.environ/LLMP_MOD_T1_UNSET_2 is not set; litellm_params.extra_headers.X-Key is null",
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_variables_are_visible_to_references_but_not_to_ids() {
+        let config = load(
+            r#"
+environment_variables:
+  LLMP_MOD_T2_KEY: key-from-config
+  LLMP_MOD_T2_FLAG: "TRUE"
+model_list:
+  - model_name: m
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/LLMP_MOD_T2_KEY
+      stream: os.environ/LLMP_MOD_T2_FLAG
+      tags: [os.environ/LLMP_MOD_T2_KEY]
+"#,
+        );
+        let d = &config.deployments[0];
+        assert_eq!(d.str_param("api_key"), Some("key-from-config"));
+        assert_eq!(d.litellm_params["stream"], json!(true));
+        assert_eq!(d.litellm_params["tags"], json!(["key-from-config"]));
+        assert!(d.missing_env.is_empty());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // LiteLLM resolves before exporting, so it hashes None and the literal list item.
+        let mut hashed = Map::new();
+        hashed.insert("model".into(), json!("openai/gpt-4o"));
+        hashed.insert("api_key".into(), Value::Null);
+        hashed.insert("stream".into(), Value::Null);
+        hashed.insert("tags".into(), json!(["os.environ/LLMP_MOD_T2_KEY"]));
+        assert_eq!(d.id, pyrepr::generate_model_id("m", &hashed));
+    }
+
+    #[test]
+    fn credentials_fill_only_absent_keys() {
+        std::env::set_var("LLMP_MOD_T3_BASE", "https://cred.example.com");
+        let config = load(
+            r#"
+model_list:
+  - model_name: a
+    litellm_params:
+      model: azure/gpt-4o
+      api_version: "2024-01-01"
+      litellm_credential_name: cred
+  - model_name: b
+    litellm_params:
+      model: azure/gpt-4o
+      litellm_credential_name: nope
+credential_list:
+  - credential_name: cred
+    credential_values:
+      api_key: os.environ/LLMP_MOD_T3_UNSET
+      api_base: os.environ/LLMP_MOD_T3_BASE
+      api_version: "2023-05-15"
+    credential_info: {}
+"#,
+        );
+        let a = &config.deployments[0];
+        assert_eq!(
+            Value::Object(a.litellm_params.clone()),
+            json!({"model": "azure/gpt-4o", "api_version": "2024-01-01",
+                   "litellm_credential_name": "cred", "api_key": null,
+                   "api_base": "https://cred.example.com"})
+        );
+        assert_eq!(a.missing_env, ["LLMP_MOD_T3_UNSET"]);
+        // The id is hashed before the merge, as LiteLLM merges per call.
+        let mut hashed = Map::new();
+        hashed.insert("model".into(), json!("azure/gpt-4o"));
+        hashed.insert("api_version".into(), json!("2024-01-01"));
+        hashed.insert("litellm_credential_name".into(), json!("cred"));
+        assert_eq!(a.id, pyrepr::generate_model_id("a", &hashed));
+        assert_eq!(
+            config.warnings,
+            [
+                "model_list[0] (a): os.environ/LLMP_MOD_T3_UNSET (credential cred) is not set; litellm_params.api_key is null",
+                "model_list[1] (b): litellm_credential_name \"nope\" is not in credential_list; ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_rpm_and_tpm_are_copied_when_absent() {
+        let config = load(
+            "model_list:\n  - model_name: m\n    rpm: 10\n    tpm: 1000\n    litellm_params: {model: x/y, rpm: 5}\n",
+        );
+        let d = &config.deployments[0];
+        assert_eq!((d.rpm(), d.tpm()), (Some(5), Some(1000)));
+        // Not part of the id (LiteLLM copies them after hashing).
+        let mut hashed = Map::new();
+        hashed.insert("model".into(), json!("x/y"));
+        hashed.insert("rpm".into(), json!(5));
+        assert_eq!(d.id, pyrepr::generate_model_id("m", &hashed));
+    }
+
+    #[test]
+    fn organization_lists_expand_with_distinct_ids() {
+        let config = load(
+            "model_list:\n  - model_name: o\n    litellm_params:\n      model: openai/gpt-4o\n      organization: [org-1, org-2]\n  - model_name: p\n    litellm_params:\n      model: openai/gpt-4o\n      organization: [org-1, org-2]\n    model_info: {id: fixed}\n",
+        );
+        let orgs: Vec<_> = config
+            .deployments
+            .iter()
+            .map(|d| (d.str_param("organization"), d.id.as_str()))
+            .collect();
+        let single = |org: &str| {
+            let mut hashed = Map::new();
+            hashed.insert("model".into(), json!("openai/gpt-4o"));
+            hashed.insert("organization".into(), json!(org));
+            pyrepr::generate_model_id("o", &hashed)
+        };
+        assert_eq!(
+            orgs,
+            [
+                (Some("org-1"), single("org-1").as_str()),
+                (Some("org-2"), single("org-2").as_str()),
+                (Some("org-1"), "fixed"),
+                (Some("org-2"), "fixed-1"),
+            ]
+        );
+        assert_eq!(config.deployments[3].model_info["id"], json!("fixed-1"));
+    }
+
+    #[test]
+    fn duplicate_ids_are_made_unique() {
+        let config = load(
+            "model_list:\n  - model_name: m\n    litellm_params: {model: x/y}\n  - model_name: m\n    litellm_params: {model: x/y}\n",
+        );
+        let first = config.deployments[0].id.clone();
+        assert_eq!(ids(&config), [first.clone(), format!("{first}-1")]);
+        assert_eq!(config.warnings.len(), 1);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_warn_once_each() {
+        let config = load(
+            r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: x/y, anything_goes: 1}
+    bogus: 1
+litellm_settings:
+  drop_params: "True"
+  cache: false
+  success_callback: ["langfuse"]
+  mystery: 1
+router_settings:
+  redis_host: localhost
+  not_a_router_arg: 2
+general_settings:
+  master_key: os.environ/LLMP_MOD_T4_UNSET
+  alerting: []
+guardrails: [{}]
+mystery_section: {}
+"#,
+        );
+        assert_eq!(
+            config.warnings,
+            [
+                "guardrails is not supported yet by llm-proxy; ignored",
+                "mystery_section: unknown key; ignored",
+                "router_settings.redis_host is not supported yet by llm-proxy; ignored",
+                "router_settings.not_a_router_arg: unknown key; ignored",
+                "litellm_settings.success_callback is not supported yet by llm-proxy; ignored",
+                "litellm_settings.mystery: unknown key; ignored",
+                "general_settings.master_key: os.environ/LLMP_MOD_T4_UNSET is not set; the value is null",
+                "model_list[0].bogus: unknown key; ignored",
+            ]
+        );
+        assert_eq!(config.litellm_settings.drop_params, Some(true));
+        assert!(config.general_settings.master_key.is_none());
+    }
+
+    #[test]
+    fn master_key_from_settings_resolved() {
+        std::env::set_var("LLMP_MOD_T5_MK", "sk-from-env-var");
+        let config =
+            load("general_settings:\n  master_key: os.environ/LLMP_MOD_T5_MK\nmodel_list: []\n");
+        assert_eq!(
+            config.master_key().map(Secret::expose),
+            Some("sk-from-env-var")
+        );
+    }
+
+    #[test]
+    fn environment_filtering_is_per_deployment() {
+        // LITELLM_ENVIRONMENT is process-wide: only this test sets it, and it reads it once.
+        std::env::set_var("LITELLM_ENVIRONMENT", "staging");
+        let config = load(
+            r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: x/a}
+    model_info: {supported_environments: [staging]}
+  - model_name: b
+    litellm_params: {model: x/b}
+    model_info: {supported_environments: [production]}
+  - model_name: c
+    litellm_params: {model: x/c}
+    model_info: {supported_environments: [prod]}
+  - model_name: d
+    litellm_params: {model: x/d}
+    model_info: {supported_environments: null}
+"#,
+        );
+        let names: Vec<_> = config
+            .deployments
+            .iter()
+            .map(|d| d.model_name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(config.declared_model_names, ["a", "b", "c", "d"]);
+        assert_eq!(
+            config.warnings,
+            [
+                "Ignoring deployment b as it is not active for environment ['production']",
+                "model_list[2] (c): supported_environments must be one of ['development', 'staging', 'production']. but set as: prod; deployment skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_yaml_path() {
+        let err = |yaml: &str| match ProxyConfig::load_from_str(yaml, "t.yaml") {
+            Err(ConfigError::Type {
+                yaml_path, message, ..
+            }) => (yaml_path, message),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            err("model_list:\n  - model_name: m\n    litellm_params: {api_key: k}\n"),
+            (
+                "model_list[0].litellm_params".into(),
+                "missing field `model`".into()
+            )
+        );
+        assert_eq!(
+            err("model_list:\n  - model_name: m\n    litellm_params: {model: 5}\n").0,
+            "model_list[0].litellm_params.model"
+        );
+        assert_eq!(
+            err("model_list:\n  - model_name: m\n    litellm_params: {model: x}\n    model_info: [1]\n").0,
+            "model_list[0].model_info"
+        );
+        assert_eq!(
+            err("router_settings:\n  num_retries: many\n"),
+            (
+                "router_settings.num_retries".into(),
+                "expected a non-negative integer, found the string \"many\"".into()
+            )
+        );
+        assert_eq!(
+            err("router_settings:\n  fallbacks: [gpt-4]\n").0,
+            "router_settings.fallbacks"
+        );
+        assert_eq!(err("- a\n- b\n").0, ".");
+        assert!(matches!(
+            ProxyConfig::load_from_str("{}", "t.yaml"),
+            Err(ConfigError::Empty { .. })
+        ));
+        let empty = ProxyConfig::load_from_str("\n", "t.yaml").unwrap_err();
+        assert_eq!(empty.to_string(), "t.yaml: Config cannot be None or Empty.");
+    }
+
+    #[test]
+    fn empty_config_has_no_models() {
+        let config = ProxyConfig::empty();
+        assert!(config.deployments.is_empty());
+        assert!(config.warnings.is_empty());
+    }
+}
