@@ -1,59 +1,65 @@
-//! A sliding-minute counter made of two fixed windows, the current one and the one before,
-//! interpolated by how far into the current window we are (as pingora's `rate.rs` estimates a
-//! rate). Two integers and an instant per counter instead of a queue of timestamps; the time is
-//! always passed in, so rollover is computed lazily and the counter never needs a timer.
+//! A sliding-minute counter: sixty one-second buckets in a ring. `rpm: 3` then means what users
+//! expect, at most three requests in any sixty seconds, and a request counted at `t` stops
+//! counting by `t + 61 s` at the latest; the wait reported to a client is when the limiter will
+//! really let the next one through. A fixed size (a few hundred bytes, cheap to copy into a
+//! published view) instead of a queue of timestamps; the time is always passed in, so buckets
+//! expire lazily and the counter never needs a timer.
 
 use std::time::{Duration, Instant};
 
-/// Length of one fixed window: rpm and tpm are per minute.
+/// The span a limit is counted over: rpm and tpm are per minute.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// Slack for float comparisons, so a limit reached exactly counts as reached.
-const EPSILON: f64 = 1e-6;
+const BUCKETS: u64 = 60;
+const BUCKET: Duration = Duration::from_secs(1);
 
-/// A count over the last [`WINDOW`], estimated as
-/// `previous * (1 - elapsed_fraction) + current`.
+/// A count over the last [`WINDOW`], at one-second resolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateWindow {
-    start: Instant,
-    current: u64,
-    previous: u64,
+    /// Bucket `b` covers `[origin + b s, origin + (b + 1) s)`.
+    origin: Instant,
+    /// The newest bucket written.
+    head: u64,
+    counts: [u64; BUCKETS as usize],
 }
 
 impl RateWindow {
-    /// An empty counter whose first window starts at `now`.
+    /// An empty counter.
     pub fn new(now: Instant) -> RateWindow {
         RateWindow {
-            start: now,
-            current: 0,
-            previous: 0,
+            origin: now,
+            head: 0,
+            counts: [0; BUCKETS as usize],
         }
     }
 
-    /// This counter moved to the fixed window that contains `now`.
-    fn rolled(&self, now: Instant) -> RateWindow {
-        let elapsed = now.saturating_duration_since(self.start);
-        if elapsed < WINDOW {
-            return *self;
-        }
-        let windows = elapsed.as_nanos() / WINDOW.as_nanos();
-        let previous = if windows == 1 { self.current } else { 0 };
-        let skipped = u32::try_from(windows).unwrap_or(u32::MAX);
-        RateWindow {
-            start: self.start + WINDOW.saturating_mul(skipped),
-            current: 0,
-            previous,
-        }
+    fn bucket(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_secs() / BUCKET.as_secs()
     }
 
-    fn fraction(&self, now: Instant) -> f64 {
-        now.saturating_duration_since(self.start).as_secs_f64() / WINDOW.as_secs_f64()
+    fn slot(b: u64) -> usize {
+        (b % BUCKETS) as usize
+    }
+
+    /// The oldest bucket still inside the minute ending at bucket `n`.
+    fn oldest_live(&self, n: u64) -> u64 {
+        (n.max(self.head) + 1).saturating_sub(BUCKETS)
     }
 
     /// Counts `amount` at `now`.
     pub fn add(&mut self, now: Instant, amount: u64) {
-        *self = self.rolled(now);
-        self.current = self.current.saturating_add(amount);
+        let n = self.bucket(now);
+        if n > self.head {
+            let stale = (n - self.head).min(BUCKETS);
+            for b in (n + 1 - stale)..=n {
+                self.counts[Self::slot(b)] = 0;
+            }
+            self.head = n;
+        }
+        // A timestamp older than the live minute (an outcome reported late) counts in the
+        // oldest live bucket.
+        let slot = Self::slot(n.max(self.oldest_live(self.head)));
+        self.counts[slot] = self.counts[slot].saturating_add(amount);
     }
 
     /// Forgets everything counted so far.
@@ -61,15 +67,21 @@ impl RateWindow {
         *self = RateWindow::new(now);
     }
 
-    /// The estimated count over the minute ending at `now`.
+    /// The count over the minute ending at `now`.
     pub fn estimate(&self, now: Instant) -> f64 {
-        let window = self.rolled(now);
-        window.previous as f64 * (1.0 - window.fraction(now)).max(0.0) + window.current as f64
+        self.total(now) as f64
+    }
+
+    fn total(&self, now: Instant) -> u64 {
+        let n = self.bucket(now);
+        (self.oldest_live(n)..=self.head).fold(0u64, |sum, b| {
+            sum.saturating_add(self.counts[Self::slot(b)])
+        })
     }
 
     /// Whether `amount` more stays within `limit`: the `limit`-th unit in a minute is allowed.
     pub fn fits(&self, now: Instant, amount: u64, limit: u64) -> bool {
-        self.estimate(now) + amount as f64 <= limit as f64 + EPSILON
+        self.total(now).saturating_add(amount) <= limit
     }
 
     /// How long until `amount` more fits within `limit` (zero if it fits now), or `None` when it
@@ -78,25 +90,21 @@ impl RateWindow {
         if amount > limit {
             return None;
         }
-        if self.fits(now, amount, limit) {
+        let mut total = self.total(now);
+        if total + amount <= limit {
             return Some(Duration::ZERO);
         }
-        let window = self.rolled(now);
-        let headroom = (limit - amount) as f64;
-        let window_secs = WINDOW.as_secs_f64();
-        let wait_secs = if window.current as f64 <= headroom {
-            // This window: wait until the previous window's share has decayed enough.
-            let needed = 1.0 - (headroom - window.current as f64) / window.previous as f64;
-            (needed - window.fraction(now)) * window_secs
-        } else {
-            // Next window: the current count becomes the decaying one.
-            let until_next = window_secs - window.fraction(now) * window_secs;
-            let needed = 1.0 - headroom / window.current as f64;
-            until_next + needed * window_secs
-        };
-        // Round up to the next millisecond so the deployment really fits by then.
-        let millis = (wait_secs.max(0.0) * 1000.0).ceil() + 1.0;
-        Some(Duration::from_millis(millis as u64))
+        let n = self.bucket(now);
+        for b in self.oldest_live(n)..=self.head {
+            total = total.saturating_sub(self.counts[Self::slot(b)]);
+            if total + amount <= limit {
+                // Bucket `b` leaves the minute when bucket `b + 60` begins.
+                let leaves = self.origin
+                    + BUCKET.saturating_mul(u32::try_from(b + BUCKETS).unwrap_or(u32::MAX));
+                return Some(leaves.saturating_duration_since(now));
+            }
+        }
+        Some(WINDOW)
     }
 }
 
@@ -110,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_within_the_first_window() {
+    fn counts_within_the_minute() {
         let clock = ManualClock::new();
         let mut window = RateWindow::new(clock.now());
         window.add(clock.now(), 3);
@@ -120,15 +128,21 @@ mod tests {
     }
 
     #[test]
-    fn previous_window_decays_linearly() {
+    fn units_leave_the_minute_one_second_bucket_at_a_time() {
         let clock = ManualClock::new();
         let mut window = RateWindow::new(clock.now());
         window.add(clock.now(), 60);
-        clock.advance(secs(60));
-        assert_eq!(window.estimate(clock.now()), 60.0);
-        clock.advance(secs(15));
-        assert!((window.estimate(clock.now()) - 45.0).abs() < 1e-9);
-        clock.advance(secs(45));
+        clock.advance(secs(10));
+        window.add(clock.now(), 5);
+        clock.advance(secs(49));
+        assert_eq!(window.estimate(clock.now()), 65.0);
+        clock.advance(secs(1));
+        assert_eq!(
+            window.estimate(clock.now()),
+            5.0,
+            "the first bucket left at 60 s"
+        );
+        clock.advance(secs(10));
         assert_eq!(window.estimate(clock.now()), 0.0);
     }
 
@@ -141,6 +155,9 @@ mod tests {
         assert_eq!(window.estimate(clock.now()), 0.0);
         window.add(clock.now(), 1);
         assert_eq!(window.estimate(clock.now()), 1.0);
+        clock.advance(secs(100_000));
+        window.add(clock.now(), 2);
+        assert_eq!(window.estimate(clock.now()), 2.0);
     }
 
     #[test]
@@ -158,37 +175,24 @@ mod tests {
     }
 
     #[test]
-    fn wait_for_room_is_exact_in_the_current_window() {
+    fn wait_for_room_is_when_the_oldest_units_leave() {
         let clock = ManualClock::new();
         let mut window = RateWindow::new(clock.now());
-        window.add(clock.now(), 6);
-        clock.advance(secs(60));
-        // previous = 6, current = 0: one more fits once 6 * (1 - f) <= 5, at f = 1/6 (10 s).
-        let wait = window.wait_for_room(clock.now(), 1, 6).unwrap();
-        assert!(
-            wait >= secs(10) && wait < Duration::from_millis(10_010),
-            "{wait:?}"
-        );
-        clock.advance(wait);
-        assert!(window.fits(clock.now(), 1, 6));
-    }
-
-    #[test]
-    fn wait_for_room_spans_into_the_next_window() {
-        let clock = ManualClock::new();
-        let mut window = RateWindow::new(clock.now());
-        clock.advance(secs(20));
-        window.add(clock.now(), 4);
-        // rpm 4 full at 20 s: 40 s to the next window, then 4 * (1 - f) <= 3 at f = 1/4 (15 s).
+        clock.advance(Duration::from_millis(20_300));
+        window.add(clock.now(), 2);
+        clock.advance(secs(10));
+        window.add(clock.now(), 2);
+        // rpm 4 full at 30.3 s; the two at 20.3 s (bucket 20) leave when bucket 80 starts.
         let wait = window.wait_for_room(clock.now(), 1, 4).unwrap();
-        assert!(
-            wait >= secs(55) && wait < Duration::from_millis(55_010),
-            "{wait:?}"
-        );
-        clock.advance(wait - Duration::from_millis(50));
+        assert_eq!(wait, Duration::from_millis(49_700));
+        clock.advance(wait - Duration::from_millis(1));
         assert!(!window.fits(clock.now(), 1, 4));
-        clock.advance(Duration::from_millis(50));
+        clock.advance(Duration::from_millis(1));
         assert!(window.fits(clock.now(), 1, 4));
+        // Never more than a minute.
+        let mut full = RateWindow::new(clock.now());
+        full.add(clock.now(), 4);
+        assert!(full.wait_for_room(clock.now(), 1, 4).unwrap() <= WINDOW);
     }
 
     #[test]
