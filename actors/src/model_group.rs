@@ -139,7 +139,7 @@ impl GroupShared {
                 let in_scope = request
                     .pinned
                     .as_ref()
-                    .map_or(true, |id| *id == member.spec.id);
+                    .is_none_or(|id| *id == member.spec.id);
                 let skipped =
                     refused.iter().any(|(i, _)| *i == index) || unreachable.contains(&index);
                 if !in_scope || skipped {
