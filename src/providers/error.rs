@@ -229,11 +229,8 @@ fn is_content_policy_text(lower: &str, invalid_request: bool) -> bool {
 /// whatever the upstream said; everything else keeps the upstream status).
 fn status_for(class: ErrorClass, upstream: u16) -> u16 {
     match class {
-        ErrorClass::ContextWindowExceeded | ErrorClass::ContentPolicy | ErrorClass::BadRequest
-            if !(400..500).contains(&upstream) =>
-        {
-            400
-        }
+        ErrorClass::ContextWindowExceeded | ErrorClass::ContentPolicy => 400,
+        ErrorClass::BadRequest if !(400..500).contains(&upstream) => 400,
         ErrorClass::RateLimit => 429,
         ErrorClass::NotFound if upstream < 400 => 404,
         ErrorClass::Timeout if upstream != 504 => 408,
@@ -308,6 +305,22 @@ mod tests {
         assert!(e.message.starts_with(
             "litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - "
         ));
+    }
+
+    #[test]
+    fn context_window_errors_are_400s_whatever_the_upstream_said() {
+        let e = ProviderError::from_upstream(
+            "Huggingface",
+            422,
+            "`inputs` tokens + `max_new_tokens` must be <= 4096",
+            None,
+            None,
+            None,
+        );
+        assert_eq!(
+            (e.class, e.status),
+            (ErrorClass::ContextWindowExceeded, 400)
+        );
     }
 
     #[test]
