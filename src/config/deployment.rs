@@ -129,7 +129,7 @@ fn mask_text(text: &str) -> String {
         return text.to_owned();
     }
     let mut out: String = chars[..4].iter().collect();
-    out.extend(std::iter::repeat('*').take(chars.len() - 8));
+    out.push_str(&"*".repeat(chars.len() - 8));
     out.extend(&chars[chars.len() - 4..]);
     out
 }
