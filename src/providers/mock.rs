@@ -14,7 +14,8 @@
 //!   marker fails before the first chunk, as in LiteLLM. Without `stream` the call fails at once.
 //! - An object is the whole response; missing `id`, `created`, `model`, `object` and `usage` are
 //!   filled in. Streamed, it becomes one chunk whose deltas are its messages.
-//! - Embeddings: an array of numbers is the embedding of every input; anything else gives a small
+//! - Embeddings: an object is the whole response (`model`, `object` and `usage` filled in); an
+//!   array of numbers is the embedding of every input; anything else gives a small
 //!   deterministic vector per input (8 numbers, or `dimensions`), derived from the input's text.
 //!   `"error"` fails the call.
 
@@ -338,11 +339,17 @@ fn whole_response(answer: &Answer<'_>, whole: &Map<String, Value>) -> MockOutcom
     } else {
         "text_completion"
     };
-    let mut body = Map::new();
-    body.insert("id".to_string(), json!(answer.id));
-    body.insert("created".to_string(), json!(answer.created));
-    body.insert("model".to_string(), json!(answer.model));
-    body.insert("object".to_string(), json!(object));
+    let mut defaults = Map::new();
+    defaults.insert("id".to_string(), json!(answer.id));
+    defaults.insert("created".to_string(), json!(answer.created));
+    defaults.insert("model".to_string(), json!(answer.model));
+    defaults.insert("object".to_string(), json!(object));
+    with_defaults(defaults, whole)
+}
+
+/// `whole` over `defaults` (fields keep the defaults' order, new ones follow), with zero usage
+/// when it has none, as LiteLLM's response types default it.
+fn with_defaults(mut body: Map<String, Value>, whole: &Map<String, Value>) -> MockOutcome {
     for (k, v) in whole {
         body.insert(k.clone(), v.clone());
     }
@@ -409,6 +416,12 @@ fn whole_as_stream(
 
 /// An embedding list with one entry per input.
 fn embedding(mock: &Value, model: &str, request: &PreparedRequest) -> MockOutcome {
+    if let Value::Object(whole) = mock {
+        let mut defaults = Map::new();
+        defaults.insert("model".to_string(), json!(model));
+        defaults.insert("object".to_string(), json!("list"));
+        return with_defaults(defaults, whole);
+    }
     let given: Option<&Vec<Value>> = mock
         .as_array()
         .filter(|values| !values.is_empty() && values.iter().all(Value::is_number));
@@ -474,4 +487,511 @@ fn deterministic_vector(input: &str, dimensions: u64) -> Value {
         })
         .collect();
     Value::Array(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::params::prepare;
+
+    fn request(body: Value) -> PreparedRequest {
+        match body {
+            Value::Object(map) => prepare(map, &Map::new()),
+            other => unreachable!("not an object: {other}"),
+        }
+    }
+
+    fn chat(extra: Value) -> PreparedRequest {
+        let mut body =
+            json!({"model": "my-group", "messages": [{"role": "user", "content": "hi"}]});
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        request(body)
+    }
+
+    fn run(endpoint: Endpoint, mock: Value, model: &str, req: &PreparedRequest) -> MockOutcome {
+        respond(endpoint, &mock, model, req, "chatcmpl-mock", 1700000000)
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    fn texts(chunks: &[Bytes]) -> Vec<&str> {
+        chunks.iter().map(text).collect()
+    }
+
+    fn error_of(outcome: MockOutcome) -> ProviderError {
+        match outcome {
+            MockOutcome::Error(e) => e,
+            other => unreachable!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_string_is_a_chat_completion_with_fixed_usage() {
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("Hello world!"),
+            "openai/facebook/opt-125m",
+            &chat(json!({})),
+        );
+        let MockOutcome::Response { body, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            text(&body),
+            r#"{"id":"chatcmpl-mock","created":1700000000,"model":"facebook/opt-125m","object":"chat.completion","system_fingerprint":null,"choices":[{"finish_reason":"stop","index":0,"message":{"content":"Hello world!","role":"assistant","tool_calls":null,"function_call":null}}],"usage":{"completion_tokens":20,"prompt_tokens":10,"total_tokens":30}}"#
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 10,
+                completion_tokens: 20
+            }
+        );
+    }
+
+    #[test]
+    fn n_gives_that_many_choices() {
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("ok"),
+            "gpt-4o",
+            &chat(json!({"n": 2})),
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["choices"][1]["index"], json!(1));
+        assert_eq!(v["choices"][1]["message"]["content"], json!("ok"));
+        assert_eq!(v["model"], json!("gpt-4o"));
+    }
+
+    #[test]
+    fn a_stream_is_cut_in_three_character_deltas() {
+        let req = chat(json!({"stream": true, "stream_options": {"include_usage": true}}));
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("Hello world!"),
+            "openai/gpt-4o",
+            &req,
+        );
+        let MockOutcome::Stream { chunks, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        let head = r#"{"id":"chatcmpl-mock","created":1700000000,"model":"gpt-4o","object":"chat.completion.chunk","#;
+        assert_eq!(
+            texts(&chunks),
+            vec![
+                format!(
+                    r#"{head}"choices":[{{"index":0,"delta":{{"content":"Hel","role":"assistant"}}}}]}}"#
+                ),
+                format!(r#"{head}"choices":[{{"index":0,"delta":{{"content":"lo "}}}}]}}"#),
+                format!(r#"{head}"choices":[{{"index":0,"delta":{{"content":"wor"}}}}]}}"#),
+                format!(r#"{head}"choices":[{{"index":0,"delta":{{"content":"ld!"}}}}]}}"#),
+                format!(r#"{head}"choices":[{{"finish_reason":"stop","index":0,"delta":{{}}}}]}}"#),
+                format!(
+                    r#"{head}"choices":[{{"index":0,"delta":{{}}}}],"usage":{{"completion_tokens":20,"prompt_tokens":10,"total_tokens":30}}}}"#
+                ),
+            ]
+        );
+        assert_eq!(usage, MOCK_USAGE);
+    }
+
+    #[test]
+    fn without_include_usage_no_usage_chunk_is_sent_and_multibyte_text_splits_by_character() {
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("héllo→ok"),
+            "gpt-4o",
+            &chat(json!({"stream": true})),
+        );
+        let MockOutcome::Stream { chunks, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        let deltas: Vec<Value> = chunks
+            .iter()
+            .map(|c| serde_json::from_slice::<Value>(c).unwrap()["choices"][0]["delta"].clone())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                json!({"content": "hél", "role": "assistant"}),
+                json!({"content": "lo→"}),
+                json!({"content": "ok"}),
+                json!({}),
+            ]
+        );
+        assert_eq!(usage, MOCK_USAGE);
+    }
+
+    #[test]
+    fn text_completions_use_the_text_completion_shape() {
+        let req = request(json!({"model": "g", "prompt": "hi"}));
+        let out = run(
+            Endpoint::Completions,
+            json!("Hello"),
+            "text-completion-openai/gpt-3.5-turbo-instruct",
+            &req,
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            text(&body),
+            r#"{"id":"chatcmpl-mock","object":"text_completion","created":1700000000,"model":"gpt-3.5-turbo-instruct","choices":[{"finish_reason":"stop","index":0,"text":"Hello","logprobs":null}],"usage":{"completion_tokens":20,"prompt_tokens":10,"total_tokens":30}}"#
+        );
+
+        let req = request(
+            json!({"model": "g", "prompt": "hi", "stream": true, "stream_options": {"include_usage": true}}),
+        );
+        let out = run(
+            Endpoint::Completions,
+            json!("Hello"),
+            "gpt-3.5-turbo-instruct",
+            &req,
+        );
+        let MockOutcome::Stream { chunks, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let head = r#"{"id":"chatcmpl-mock","object":"text_completion","created":1700000000,"model":"gpt-3.5-turbo-instruct","#;
+        assert_eq!(
+            texts(&chunks),
+            vec![
+                format!(r#"{head}"choices":[{{"index":0,"text":"Hel"}}]}}"#),
+                format!(r#"{head}"choices":[{{"index":0,"text":"lo"}}]}}"#),
+                format!(r#"{head}"choices":[{{"finish_reason":"stop","index":0,"text":""}}]}}"#),
+                format!(
+                    r#"{head}"choices":[],"usage":{{"completion_tokens":20,"prompt_tokens":10,"total_tokens":30}}}}"#
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn special_strings_fail_like_litellm() {
+        let req = chat(json!({}));
+        let e = error_of(run(
+            Endpoint::ChatCompletions,
+            json!("litellm.RateLimitError"),
+            "openai/gpt-4o",
+            &req,
+        ));
+        assert_eq!((e.class, e.status), (ErrorClass::RateLimit, 429));
+        assert_eq!(
+            e.message,
+            "litellm.RateLimitError: this is a mock rate limit error"
+        );
+        assert_eq!(e.error_type.as_deref(), Some("throttling_error"));
+
+        let e = error_of(run(
+            Endpoint::ChatCompletions,
+            json!("litellm.ContextWindowExceededError"),
+            "gpt-4o",
+            &req,
+        ));
+        assert_eq!(
+            (e.class, e.status),
+            (ErrorClass::ContextWindowExceeded, 400)
+        );
+        assert_eq!(
+            e.message,
+            "litellm.ContextWindowExceededError: litellm.BadRequestError: this is a mock context window exceeded error"
+        );
+
+        let e = error_of(run(
+            Endpoint::Completions,
+            json!("litellm.InternalServerError"),
+            "gpt-4o",
+            &req,
+        ));
+        assert_eq!((e.class, e.status), (ErrorClass::ServerError, 500));
+        assert_eq!(
+            e.message,
+            "litellm.InternalServerError: this is a mock internal server error"
+        );
+
+        let e = error_of(run(
+            Endpoint::ChatCompletions,
+            json!("Exception: content_filter_policy hit"),
+            "azure/gpt-4o-dep",
+            &req,
+        ));
+        assert_eq!((e.class, e.status), (ErrorClass::ContentPolicy, 400));
+        assert_eq!(
+            e.message,
+            "litellm.ContentPolicyViolationError: ContentPolicyViolationError: AzureException - litellm.MockException: Exception: content_filter_policy hit"
+        );
+    }
+
+    #[test]
+    fn the_streaming_error_fails_a_stream_after_the_text_that_follows_it() {
+        let req = chat(json!({"stream": true}));
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("Exception: mock_streaming_error"),
+            "openai/gpt-4o",
+            &req,
+        );
+        let MockOutcome::StreamError { chunks, error } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            chunks.len(),
+            1,
+            "only the role chunk comes before the failure"
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(&chunks[0]).unwrap()["choices"][0]["delta"],
+            json!({"content": "", "role": "assistant"})
+        );
+        assert_eq!((error.class, error.status), (ErrorClass::ServerError, 503));
+        assert_eq!(
+            error.message,
+            "litellm.ServiceUnavailableError: litellm.MidStreamFallbackError: litellm.APIError: APIError: OpenAIException - litellm.MockException: This is a mock error raised mid-stream"
+        );
+
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!("Exception: mock_streaming_error: partial answer"),
+            "gpt-4o",
+            &req,
+        );
+        let MockOutcome::StreamError { chunks, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let content: String = chunks
+            .iter()
+            .map(|c| {
+                serde_json::from_slice::<Value>(c).unwrap()["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(content, "partial answer");
+
+        let e = error_of(run(
+            Endpoint::ChatCompletions,
+            json!("Exception: mock_streaming_error"),
+            "gpt-4o",
+            &chat(json!({})),
+        ));
+        assert_eq!((e.class, e.status), (ErrorClass::ServerError, 529));
+        assert_eq!(
+            e.message,
+            "litellm.APIError: APIError: OpenAIException - litellm.MockException: This is a mock error raised mid-stream"
+        );
+    }
+
+    #[test]
+    fn an_object_is_the_whole_response_with_defaults_filled_in() {
+        let mock = json!({"choices": [{"message": {"role": "assistant", "content": "x"}, "finish_reason": "length", "index": 0}], "model": "zz", "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}});
+        let out = run(
+            Endpoint::ChatCompletions,
+            mock.clone(),
+            "openai/gpt-4o",
+            &chat(json!({})),
+        );
+        let MockOutcome::Response { body, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            text(&body),
+            r#"{"id":"chatcmpl-mock","created":1700000000,"model":"zz","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"x"},"finish_reason":"length","index":0}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4
+            }
+        );
+
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!({"choices": []}),
+            "gpt-4o",
+            &chat(json!({})),
+        );
+        let MockOutcome::Response { body, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["usage"],
+            json!({"completion_tokens": 0, "prompt_tokens": 0, "total_tokens": 0})
+        );
+        assert_eq!(usage, Usage::default());
+
+        let req = chat(json!({"stream": true, "stream_options": {"include_usage": true}}));
+        let out = run(Endpoint::ChatCompletions, mock, "gpt-4o", &req);
+        let MockOutcome::Stream { chunks, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            texts(&chunks),
+            vec![
+                r#"{"id":"chatcmpl-mock","created":1700000000,"model":"zz","object":"chat.completion.chunk","choices":[{"finish_reason":"length","index":0,"delta":{"role":"assistant","content":"x"}}]}"#,
+                r#"{"id":"chatcmpl-mock","created":1700000000,"model":"zz","object":"chat.completion.chunk","choices":[{"index":0,"delta":{}}],"usage":{"completion_tokens":4,"prompt_tokens":3,"total_tokens":7}}"#,
+            ]
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4
+            }
+        );
+    }
+
+    #[test]
+    fn null_and_non_string_mocks_still_answer() {
+        let out = run(
+            Endpoint::ChatCompletions,
+            Value::Null,
+            "gpt-4o",
+            &chat(json!({})),
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            json!("This is a mock request")
+        );
+        let out = run(
+            Endpoint::ChatCompletions,
+            json!(42),
+            "gpt-4o",
+            &chat(json!({})),
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], json!("42"));
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_one_per_input() {
+        let req = request(json!({"model": "emb", "input": ["a", "b"]}));
+        let first = run(
+            Endpoint::Embeddings,
+            json!("hi"),
+            "openai/text-embedding-3-small",
+            &req,
+        );
+        assert_eq!(
+            first,
+            run(
+                Endpoint::Embeddings,
+                json!("hi"),
+                "openai/text-embedding-3-small",
+                &req
+            )
+        );
+        let MockOutcome::Response { body, usage } = first else {
+            unreachable!("{first:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["object"], json!("list"));
+        assert_eq!(v["model"], json!("text-embedding-3-small"));
+        assert_eq!(v["usage"], json!({"prompt_tokens": 10, "total_tokens": 10}));
+        let data = v["data"].as_array().unwrap();
+        assert_eq!(data.len(), 2);
+        assert_eq!(data[1]["index"], json!(1));
+        assert_eq!(data[1]["object"], json!("embedding"));
+        let a = data[0]["embedding"].as_array().unwrap();
+        assert_eq!(a.len(), 8);
+        assert!(a
+            .iter()
+            .all(|x| x.as_f64().is_some_and(|x| (-1.0..=1.0).contains(&x))));
+        assert_ne!(data[0]["embedding"], data[1]["embedding"]);
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 10,
+                completion_tokens: 0
+            }
+        );
+
+        let req = request(json!({"model": "emb", "input": [1, 2, 3], "dimensions": 3}));
+        let out = run(
+            Endpoint::Embeddings,
+            json!("hi"),
+            "text-embedding-3-small",
+            &req,
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["data"].as_array().unwrap().len(),
+            1,
+            "a token list is one input"
+        );
+        assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_embedding_mock_vector_is_used_and_error_fails() {
+        let req = request(json!({"model": "emb", "input": "a"}));
+        let out = run(
+            Endpoint::Embeddings,
+            json!([0.1, 0.2]),
+            "text-embedding-3-small",
+            &req,
+        );
+        let MockOutcome::Response { body, .. } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            text(&body),
+            r#"{"model":"text-embedding-3-small","data":[{"embedding":[0.1,0.2],"index":0,"object":"embedding"}],"object":"list","usage":{"prompt_tokens":10,"total_tokens":10}}"#
+        );
+        let whole = json!({"data": [{"embedding": [1], "index": 0, "object": "embedding"}], "usage": {"prompt_tokens": 2, "total_tokens": 2}});
+        let out = run(Endpoint::Embeddings, whole, "azure/emb-dep", &req);
+        let MockOutcome::Response { body, usage } = out else {
+            unreachable!("{out:?}")
+        };
+        assert_eq!(
+            text(&body),
+            r#"{"model":"emb-dep","object":"list","data":[{"embedding":[1],"index":0,"object":"embedding"}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 2,
+                completion_tokens: 0
+            }
+        );
+        let e = error_of(run(
+            Endpoint::Embeddings,
+            json!("error"),
+            "text-embedding-3-small",
+            &req,
+        ));
+        assert_eq!((e.class, e.status), (ErrorClass::ServerError, 500));
+        let e = error_of(run(
+            Endpoint::Embeddings,
+            json!("litellm.RateLimitError"),
+            "text-embedding-3-small",
+            &req,
+        ));
+        assert_eq!(e.class, ErrorClass::RateLimit);
+    }
+
+    #[test]
+    fn provider_labels_follow_litellm() {
+        assert_eq!(provider_label(Some("openai")), "OpenAI");
+        assert_eq!(provider_label(Some("azure")), "Azure");
+        assert_eq!(provider_label(Some("hosted_vllm")), "Hosted_vllm");
+        assert_eq!(provider_label(None), "OpenAI");
+    }
 }

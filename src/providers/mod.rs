@@ -13,6 +13,7 @@ use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
 
 pub mod anthropic;
+pub mod azure;
 pub mod error;
 pub mod mock;
 pub mod openai;
@@ -185,6 +186,7 @@ pub fn adapter_for(
             rest,
             params,
         )?)),
+        Some("azure") => Ok(Arc::new(azure::AzureAdapter::new(rest, params)?)),
         Some("anthropic") => Ok(Arc::new(anthropic::AnthropicAdapter::new(rest, params)?)),
         Some(other) => Err(ProviderError::unsupported_provider(other, model)),
         None => match infer_provider(rest) {

@@ -335,11 +335,12 @@ pub(crate) fn passthrough(
             &format!("the body is not an OpenAI JSON object: {e}"),
         )
     })?;
-    if let Some(error) = probe.error.filter(Value::is_object) {
-        let fields = ErrorFields::from_value(&Value::Object(Map::from_iter([(
-            "error".to_string(),
-            error,
-        )])));
+    if let Some(error) = probe
+        .error
+        .as_ref()
+        .filter(|e| e.is_object() || e.is_string())
+    {
+        let fields = ErrorFields::from_error(error);
         let status = status_from_code(fields.code.as_ref());
         return Err(fields.into_error(label, upper, status, retry_after(response.headers)));
     }
@@ -368,15 +369,8 @@ impl ErrorFields {
                 ..ErrorFields::default()
             };
         };
-        match top.get("error") {
-            Some(Value::Object(inner)) => return ErrorFields::from_object(inner),
-            Some(Value::String(text)) => {
-                return ErrorFields {
-                    message: text.clone(),
-                    ..ErrorFields::default()
-                }
-            }
-            _ => {}
+        if let Some(error) = top.get("error").filter(|e| e.is_object() || e.is_string()) {
+            return ErrorFields::from_error(error);
         }
         if top.contains_key("message") {
             return ErrorFields::from_object(top);
@@ -390,6 +384,17 @@ impl ErrorFields {
         ErrorFields {
             message: body.to_string(),
             ..ErrorFields::default()
+        }
+    }
+
+    /// The value of an `error` field: an OpenAI error object, or just its text.
+    fn from_error(error: &Value) -> ErrorFields {
+        match error {
+            Value::Object(obj) => ErrorFields::from_object(obj),
+            other => ErrorFields {
+                message: text_of(other),
+                ..ErrorFields::default()
+            },
         }
     }
 
@@ -672,10 +677,7 @@ impl OpenAiStream {
         match serde_json::from_str::<ChunkProbe>(payload) {
             Ok(probe) => {
                 if let Some(error) = probe.error.as_ref().filter(|e| !e.is_null()) {
-                    let fields = ErrorFields::from_value(&Value::Object(Map::from_iter([(
-                        "error".to_string(),
-                        error.clone(),
-                    )])));
+                    let fields = ErrorFields::from_error(error);
                     let status = status_from_code(fields.code.as_ref());
                     self.fail(fields.into_error(self.label, self.upper, status, None), out);
                     return;
@@ -753,6 +755,765 @@ impl StreamDecoder for OpenAiStream {
                 "the stream ended before the model finished its answer",
             );
             self.fail(error, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use llm_proxy_actors::ErrorClass;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::params::prepare;
+
+    const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/openai/chat_response.json");
+    const COMPLETION_RESPONSE: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/completion_response.json");
+    const EMBEDDING_RESPONSE: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/embedding_response.json");
+    const STREAM_USAGE: &[u8] = include_bytes!("../../tests/fixtures/openai/chat_stream_usage.sse");
+    const STREAM_NO_USAGE: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/chat_stream_no_usage.sse");
+    const STREAM_INBAND_ERROR: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/chat_stream_inband_error.sse");
+    const COMPLETION_STREAM: &[u8] =
+        include_bytes!("../../tests/fixtures/openai/completion_stream.sse");
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => unreachable!("fixture is not an object: {other}"),
+        }
+    }
+
+    fn adapter(flavor: Flavor, model: &str, params: Value, env: &[(&str, &str)]) -> OpenAiAdapter {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        OpenAiAdapter::with_env(flavor, model, &obj(params), &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    fn request(body: &str) -> PreparedRequest {
+        prepare(serde_json::from_str(body).unwrap(), &Map::new())
+    }
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            now: SystemTime::UNIX_EPOCH,
+            drop_params: false,
+        }
+    }
+
+    fn stream_ctx() -> StreamContext {
+        StreamContext {
+            id: "chatcmpl-test".into(),
+            created: 1,
+            model: "gpt-4o".into(),
+            include_usage: false,
+        }
+    }
+
+    fn header<'a>(req: &'a UpstreamRequest, name: &str) -> Option<&'a str> {
+        req.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `data:` payloads of an SSE fixture, as the chunks the decoder must forward.
+    fn payloads(sse: &[u8]) -> Vec<Bytes> {
+        std::str::from_utf8(sse)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim_end_matches('\r').strip_prefix("data: "))
+            .filter(|p| *p != "[DONE]")
+            .map(|p| Bytes::from(p.to_string()))
+            .collect()
+    }
+
+    fn decode(parts: &[&[u8]]) -> Vec<StreamEvent> {
+        let mut decoder = OpenAiStream::new("OpenAI", None);
+        let mut out = Vec::new();
+        for part in parts {
+            decoder.feed(part, &mut out);
+        }
+        decoder.finish(&mut out);
+        out
+    }
+
+    fn chunks(events: &[StreamEvent]) -> Vec<Bytes> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Chunk(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn request_body_keeps_the_clients_bytes_with_the_upstream_model() {
+        let a = adapter(
+            Flavor::OpenAi,
+            "facebook/opt-125m",
+            json!({"model": "openai/facebook/opt-125m", "api_base": "http://0.0.0.0:4000/v1/", "api_key": "none"}),
+            &[],
+        );
+        let body = r#"{"model":"vllm-models","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"stream":true,"stream_options":{"include_usage":true},"my_flag":{"b":1,"a":[2,"x"]},"user":"u1"}"#;
+        let req = a
+            .build_request(Endpoint::ChatCompletions, &request(body), &ctx())
+            .unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "http://0.0.0.0:4000/v1/chat/completions");
+        assert_eq!(
+            req.headers,
+            vec![
+                ("authorization".to_string(), "Bearer none".to_string()),
+                ("content-type".to_string(), "application/json".to_string()),
+            ]
+        );
+        assert_eq!(
+            std::str::from_utf8(&req.body).unwrap(),
+            r#"{"model":"facebook/opt-125m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"stream":true,"stream_options":{"include_usage":true},"my_flag":{"b":1,"a":[2,"x"]},"user":"u1"}"#
+        );
+    }
+
+    #[test]
+    fn control_fields_and_deployment_defaults_shape_the_body() {
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk-1"}), &[]);
+        let body = obj(
+            json!({"model": "gpt-4o-group", "messages": [], "metadata": {"tag": 1}, "mock_testing_fallbacks": false}),
+        );
+        let prepared = prepare(
+            body,
+            &obj(json!({"model": "openai/gpt-4o", "max_tokens": 20, "rpm": 6})),
+        );
+        let req = a
+            .build_request(Endpoint::ChatCompletions, &prepared, &ctx())
+            .unwrap();
+        assert_eq!(
+            &req.body[..],
+            br#"{"model":"gpt-4o","messages":[],"max_tokens":20}"#
+        );
+        assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
+    }
+
+    #[test]
+    fn a_body_without_model_gets_one_first() {
+        let body = obj(json!({"input": "hi"}));
+        assert_eq!(
+            &body_with_model(&body, "m").unwrap()[..],
+            br#"{"model":"m","input":"hi"}"#
+        );
+    }
+
+    #[test]
+    fn openai_reads_its_environment_and_sends_the_organization() {
+        let env = [
+            ("OPENAI_API_KEY", "sk-env"),
+            ("OPENAI_BASE_URL", "https://proxy.example/v1"),
+            ("OPENAI_API_BASE", "https://ignored.example/v1"),
+            ("OPENAI_ORGANIZATION", "org-env"),
+        ];
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({}), &env);
+        assert_eq!(a.api_base(), Some("https://proxy.example/v1"));
+        let req = a
+            .build_request(
+                Endpoint::Completions,
+                &request(r#"{"model":"x","prompt":"p"}"#),
+                &ctx(),
+            )
+            .unwrap();
+        assert_eq!(req.url, "https://proxy.example/v1/completions");
+        assert_eq!(header(&req, "authorization"), Some("Bearer sk-env"));
+        assert_eq!(header(&req, "openai-organization"), Some("org-env"));
+
+        let a = adapter(
+            Flavor::OpenAi,
+            "text-embedding-3-small",
+            json!({"organization": "org-param", "api_key": "sk-p"}),
+            &env,
+        );
+        let req = a
+            .build_request(
+                Endpoint::Embeddings,
+                &request(r#"{"model":"x","input":"p"}"#),
+                &ctx(),
+            )
+            .unwrap();
+        assert_eq!(req.url, "https://proxy.example/v1/embeddings");
+        assert_eq!(header(&req, "authorization"), Some("Bearer sk-p"));
+        assert_eq!(header(&req, "openai-organization"), Some("org-param"));
+    }
+
+    #[test]
+    fn openai_without_a_key_fails_before_calling_upstream() {
+        let a = adapter(
+            Flavor::OpenAi,
+            "gpt-4o",
+            json!({"api_key": ""}),
+            &[("OPENAI_API_KEY", "")],
+        );
+        let e = a
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap_err();
+        assert_eq!((e.class, e.status), (ErrorClass::Auth, 401));
+        assert_eq!(
+            e.message,
+            "litellm.AuthenticationError: AuthenticationError: OpenAIException - The api_key client option must be set either by passing api_key to the client or by setting the OPENAI_API_KEY environment variable"
+        );
+        let d = adapter(Flavor::DeepSeek, "deepseek-chat", json!({}), &[]);
+        let e = d
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap_err();
+        assert_eq!(e.class, ErrorClass::Auth);
+        assert!(
+            e.message.contains("DeepseekException") && e.message.contains("DEEPSEEK_API_KEY"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let a = adapter(
+            Flavor::OpenAi,
+            "gpt-4o",
+            json!({"api_key": "sk-very-secret"}),
+            &[],
+        );
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        assert!(shown.contains("*****"), "{shown}");
+    }
+
+    #[test]
+    fn hosted_vllm_defaults_its_key_and_needs_a_base() {
+        let a = adapter(
+            Flavor::HostedVllm,
+            "meta-llama/Llama-3-8B",
+            json!({}),
+            &[("HOSTED_VLLM_API_BASE", "http://vllm:8000/v1")],
+        );
+        let req = a
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap();
+        assert_eq!(req.url, "http://vllm:8000/v1/chat/completions");
+        assert_eq!(header(&req, "authorization"), Some("Bearer fake-api-key"));
+        assert_eq!(&req.body[..], br#"{"model":"meta-llama/Llama-3-8B"}"#);
+
+        let a = adapter(
+            Flavor::HostedVllm,
+            "m",
+            json!({}),
+            &[("HOSTED_VLLM_API_KEY", "vk")],
+        );
+        assert_eq!(a.api_base(), None);
+        let e = a
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap_err();
+        assert_eq!((e.class, e.status), (ErrorClass::BadRequest, 400));
+        assert!(
+            e.message
+                .starts_with("litellm.BadRequestError: api_base is required for hosted_vllm"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn deepseek_defaults_to_its_beta_base() {
+        let a = adapter(
+            Flavor::DeepSeek,
+            "deepseek-chat",
+            json!({}),
+            &[("DEEPSEEK_API_KEY", "ds")],
+        );
+        let req = a
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap();
+        assert_eq!(req.url, "https://api.deepseek.com/beta/chat/completions");
+        assert_eq!(header(&req, "authorization"), Some("Bearer ds"));
+        assert_eq!(a.name(), "deepseek");
+    }
+
+    #[test]
+    fn extra_headers_come_last_and_replace_same_named_ones() {
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk"}), &[]);
+        let mut req = request(r#"{"model":"x"}"#);
+        req.extra_headers = vec![
+            ("x-trace".into(), "t1".into()),
+            ("Authorization".into(), "Bearer other".into()),
+        ];
+        let built = a
+            .build_request(Endpoint::ChatCompletions, &req, &ctx())
+            .unwrap();
+        assert_eq!(
+            built.headers,
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("x-trace".to_string(), "t1".to_string()),
+                ("authorization".to_string(), "Bearer other".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_base_that_is_not_a_url_is_refused() {
+        let e = OpenAiAdapter::new(
+            Flavor::OpenAi,
+            "m",
+            &obj(json!({"api_base": "localhost:8000"})),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("http:// or https://"), "{}", e.message);
+    }
+
+    #[test]
+    fn responses_pass_through_byte_for_byte_with_their_usage() {
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk"}), &[]);
+        for (endpoint, body, usage) in [
+            (
+                Endpoint::ChatCompletions,
+                CHAT_RESPONSE,
+                Usage {
+                    prompt_tokens: 19,
+                    completion_tokens: 10,
+                },
+            ),
+            (
+                Endpoint::Completions,
+                COMPLETION_RESPONSE,
+                Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 7,
+                },
+            ),
+            (
+                Endpoint::Embeddings,
+                EMBEDDING_RESPONSE,
+                Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 0,
+                },
+            ),
+        ] {
+            let resp = UpstreamResponse {
+                status: 200,
+                headers: &[],
+                body,
+            };
+            let parsed = a.parse_response(endpoint, &resp, &stream_ctx()).unwrap();
+            assert_eq!(&parsed.body[..], body);
+            assert_eq!(parsed.usage, Some(usage));
+        }
+    }
+
+    #[test]
+    fn a_2xx_error_body_or_garbage_is_an_error() {
+        let a = adapter(
+            Flavor::HostedVllm,
+            "m",
+            json!({"api_base": "http://h/v1"}),
+            &[],
+        );
+        let body = br#"{"error":{"message":"Rate limit exceeded","type":"rate_limit","code":429}}"#;
+        let e = a
+            .parse_response(
+                Endpoint::ChatCompletions,
+                &UpstreamResponse {
+                    status: 200,
+                    headers: &[],
+                    body,
+                },
+                &stream_ctx(),
+            )
+            .unwrap_err();
+        assert_eq!((e.class, e.status), (ErrorClass::RateLimit, 429));
+        assert_eq!(
+            e.message,
+            "litellm.RateLimitError: RateLimitError: Hosted_vllmException - Rate limit exceeded"
+        );
+
+        let body = b"<html>bad gateway</html>";
+        let e = a
+            .parse_response(
+                Endpoint::ChatCompletions,
+                &UpstreamResponse {
+                    status: 200,
+                    headers: &[],
+                    body,
+                },
+                &stream_ctx(),
+            )
+            .unwrap_err();
+        assert_eq!((e.class, e.status), (ErrorClass::ServerError, 500));
+        assert!(
+            e.message
+                .starts_with("litellm.APIError: APIError: Hosted_vllmException - invalid response"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn every_error_status_is_classified() {
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk"}), &[]);
+        let retry = vec![("retry-after".to_string(), "2".to_string())];
+        /// Upstream status and body; class, status, message start, type and param we answer.
+        type Row = (
+            u16,
+            &'static [u8],
+            ErrorClass,
+            u16,
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: [Row; 7] = [
+            (
+                400,
+                include_bytes!("../../tests/fixtures/openai/error_400.json"),
+                ErrorClass::BadRequest,
+                400,
+                "litellm.BadRequestError: OpenAIException - Invalid 'temperature': decimal above maximum value.",
+                Some("invalid_request_error"),
+                Some("temperature"),
+            ),
+            (
+                401,
+                include_bytes!("../../tests/fixtures/openai/error_401.json"),
+                ErrorClass::Auth,
+                401,
+                "litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect API key provided",
+                Some("invalid_request_error"),
+                None,
+            ),
+            (
+                404,
+                include_bytes!("../../tests/fixtures/openai/error_404.json"),
+                ErrorClass::NotFound,
+                404,
+                "litellm.NotFoundError: NotFoundError: OpenAIException - The model `gpt-5-turbo` does not exist",
+                Some("invalid_request_error"),
+                None,
+            ),
+            (
+                429,
+                include_bytes!("../../tests/fixtures/openai/error_429.json"),
+                ErrorClass::RateLimit,
+                429,
+                "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for gpt-4o",
+                Some("throttling_error"),
+                None,
+            ),
+            (
+                500,
+                include_bytes!("../../tests/fixtures/openai/error_500.json"),
+                ErrorClass::ServerError,
+                500,
+                "litellm.InternalServerError: InternalServerError: OpenAIException - The server had an error",
+                Some("server_error"),
+                None,
+            ),
+            (
+                503,
+                include_bytes!("../../tests/fixtures/openai/error_503.txt"),
+                ErrorClass::ServerError,
+                503,
+                "litellm.ServiceUnavailableError: ServiceUnavailableError: OpenAIException - upstream connect error or disconnect/reset before headers",
+                None,
+                None,
+            ),
+            (
+                400,
+                include_bytes!("../../tests/fixtures/openai/error_context_window.json"),
+                ErrorClass::ContextWindowExceeded,
+                400,
+                "litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - This model's maximum context length is 8192 tokens.",
+                Some("invalid_request_error"),
+                Some("messages"),
+            ),
+        ];
+        for (status, body, class, out_status, prefix, error_type, param) in cases {
+            let e = a.parse_error(&UpstreamResponse {
+                status,
+                headers: &retry,
+                body,
+            });
+            assert_eq!(
+                (e.class, e.status),
+                (class, out_status),
+                "{status}: {}",
+                e.message
+            );
+            assert!(e.message.starts_with(prefix), "{status}: {}", e.message);
+            assert_eq!(e.error_type.as_deref(), error_type, "{status}");
+            assert_eq!(e.param.as_deref(), param, "{status}");
+            assert_eq!(e.retry_after, Some(Duration::from_secs(2)), "{status}");
+        }
+    }
+
+    #[test]
+    fn vllm_flat_errors_and_odd_bodies_are_read() {
+        let a = adapter(
+            Flavor::HostedVllm,
+            "m",
+            json!({"api_base": "http://h/v1"}),
+            &[],
+        );
+        let body = include_bytes!("../../tests/fixtures/openai/error_vllm_400.json");
+        let e = a.parse_error(&UpstreamResponse {
+            status: 400,
+            headers: &[],
+            body,
+        });
+        assert_eq!(e.class, ErrorClass::ContextWindowExceeded);
+        assert!(e.message.starts_with("litellm.ContextWindowExceededError: ContextWindowExceededError: Hosted_vllmException - This model's maximum context length is 2048"), "{}", e.message);
+        assert_eq!(e.error_type.as_deref(), Some("BadRequestError"));
+
+        let e = a.parse_error(&UpstreamResponse {
+            status: 404,
+            headers: &[],
+            body: br#"{"detail":"Not Found"}"#,
+        });
+        assert_eq!(
+            e.message,
+            "litellm.NotFoundError: NotFoundError: Hosted_vllmException - Not Found"
+        );
+        let e = a.parse_error(&UpstreamResponse {
+            status: 422,
+            headers: &[],
+            body: br#"{"error":"bad input"}"#,
+        });
+        assert_eq!((e.class, e.status), (ErrorClass::BadRequest, 422));
+        assert_eq!(
+            e.message,
+            "litellm.BadRequestError: Hosted_vllmException - bad input"
+        );
+        let e = a.parse_error(&UpstreamResponse {
+            status: 502,
+            headers: &[],
+            body: b"",
+        });
+        assert_eq!(
+            e.message,
+            "litellm.BadGatewayError: BadGatewayError: Hosted_vllmException - Error code: 502"
+        );
+        let e = a.parse_error(&UpstreamResponse {
+            status: 400,
+            headers: &[],
+            body: br#"{"error":{"message":"set OPENAI_API_KEY"}}"#,
+        });
+        assert_eq!(
+            e.message,
+            "litellm.BadRequestError: Hosted_vllmException - set HOSTED_VLLM_API_KEY"
+        );
+    }
+
+    #[test]
+    fn a_stream_with_usage_forwards_every_chunk_then_its_usage() {
+        let events = decode(&[STREAM_USAGE]);
+        let expected = payloads(STREAM_USAGE);
+        assert_eq!(expected.len(), 5);
+        let mut want: Vec<StreamEvent> = expected.into_iter().map(StreamEvent::Chunk).collect();
+        want.push(StreamEvent::Usage(Usage {
+            prompt_tokens: 19,
+            completion_tokens: 10,
+        }));
+        want.push(StreamEvent::Done);
+        assert_eq!(events, want);
+    }
+
+    #[test]
+    fn a_stream_without_usage_gets_an_estimate_before_done() {
+        let events = decode(&[STREAM_NO_USAGE]);
+        assert_eq!(chunks(&events), payloads(STREAM_NO_USAGE));
+        // 31 content chars -> 8, tool name + arguments (11 + 16) -> 7, "!" -> 1; empty deltas -> 0.
+        assert_eq!(
+            &events[events.len() - 2..],
+            &[
+                StreamEvent::Usage(Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: 16
+                }),
+                StreamEvent::Done
+            ]
+        );
+        let events = decode(&[COMPLETION_STREAM]);
+        assert_eq!(chunks(&events), payloads(COMPLETION_STREAM));
+        assert_eq!(
+            &events[events.len() - 2..],
+            &[
+                StreamEvent::Usage(Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: 5
+                }),
+                StreamEvent::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn splitting_a_stream_anywhere_gives_the_same_events() {
+        for fixture in [
+            STREAM_USAGE,
+            STREAM_NO_USAGE,
+            STREAM_INBAND_ERROR,
+            COMPLETION_STREAM,
+        ] {
+            let whole = decode(&[fixture]);
+            for cut in 0..=fixture.len() {
+                assert_eq!(
+                    decode(&[&fixture[..cut], &fixture[cut..]]),
+                    whole,
+                    "cut at {cut}"
+                );
+            }
+            let bytes: Vec<&[u8]> = fixture.chunks(1).collect();
+            assert_eq!(decode(&bytes), whole);
+        }
+    }
+
+    #[test]
+    fn an_in_band_error_is_surfaced_and_ends_the_stream() {
+        let events = decode(&[STREAM_INBAND_ERROR]);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            events[0],
+            StreamEvent::Chunk(payloads(STREAM_INBAND_ERROR)[0].clone())
+        );
+        let StreamEvent::Error(e) = &events[1] else {
+            unreachable!("{events:?}")
+        };
+        assert_eq!((e.class, e.status), (ErrorClass::ServerError, 500));
+        assert_eq!(
+            e.message,
+            "litellm.InternalServerError: InternalServerError: OpenAIException - The server had an error while processing your request. Sorry about that!"
+        );
+        assert_eq!(e.error_type.as_deref(), Some("server_error"));
+    }
+
+    #[test]
+    fn an_error_event_with_a_numeric_code_keeps_its_status() {
+        let events =
+            decode(&[b"event: error\ndata: {\"message\":\"Too many requests\",\"code\":429}\n\n"]);
+        let [StreamEvent::Error(e)] = &events[..] else {
+            unreachable!("{events:?}")
+        };
+        assert_eq!((e.class, e.status), (ErrorClass::RateLimit, 429));
+        let events = decode(&[
+            b"data: {\"error\":{\"message\":\"prompt is too long\",\"code\":\"400\"}}\n\n",
+        ]);
+        let [StreamEvent::Error(e)] = &events[..] else {
+            unreachable!("{events:?}")
+        };
+        assert_eq!(
+            (e.class, e.status),
+            (ErrorClass::ContextWindowExceeded, 400)
+        );
+    }
+
+    #[test]
+    fn how_a_stream_ends_decides_success() {
+        let chunk = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n";
+        let finish =
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}";
+        // No [DONE], but the model finished (and the last frame lacks its blank line).
+        let events = decode(&[chunk, finish]);
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert_eq!(
+            events[2],
+            StreamEvent::Usage(Usage {
+                prompt_tokens: 0,
+                completion_tokens: 1
+            })
+        );
+        assert_eq!(events[3], StreamEvent::Done);
+        // Cut off before any finish reason.
+        let events = decode(&[chunk]);
+        let [StreamEvent::Chunk(_), StreamEvent::Error(e)] = &events[..] else {
+            unreachable!("{events:?}")
+        };
+        assert_eq!(e.class, ErrorClass::Connection);
+        // Garbage in a data line.
+        let events = decode(&[b"data: {not json\n\n", chunk]);
+        let [StreamEvent::Error(e)] = &events[..] else {
+            unreachable!("{events:?}")
+        };
+        assert_eq!(e.class, ErrorClass::ServerError);
+        // Valid JSON in an unexpected shape is forwarded as is.
+        let events = decode(&[b"data: {\"choices\":\"odd\"}\n\ndata: [DONE]\n\n"]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Chunk(Bytes::from_static(b"{\"choices\":\"odd\"}")),
+                StreamEvent::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_decoded_after_the_end() {
+        let mut decoder = OpenAiStream::new("OpenAI", None);
+        let mut out = Vec::new();
+        decoder.feed(b"data: [DONE]\n\ndata: {\"choices\":[]}\n\n", &mut out);
+        decoder.feed(b"data: {\"choices\":[]}\n\n", &mut out);
+        decoder.finish(&mut out);
+        assert_eq!(out, vec![StreamEvent::Done]);
+    }
+
+    #[test]
+    fn adapter_for_routes_openai_compatible_prefixes_here() {
+        let params = obj(json!({"api_base": "http://h:8000/v1", "api_key": "k"}));
+        for (model, name) in [
+            ("openai/facebook/opt-125m", "openai"),
+            ("hosted_vllm/facebook/opt-125m", "hosted_vllm"),
+            ("deepseek/deepseek-chat", "deepseek"),
+            ("gpt-4o", "openai"),
+        ] {
+            let a = crate::providers::adapter_for(model, &params).unwrap();
+            assert_eq!(a.name(), name);
+            let req = a
+                .build_request(
+                    Endpoint::ChatCompletions,
+                    &request(r#"{"model":"group"}"#),
+                    &ctx(),
+                )
+                .unwrap();
+            let sent: Value = serde_json::from_slice(&req.body).unwrap();
+            assert_eq!(
+                sent["model"],
+                json!(model.split_once('/').map_or(model, |(_, rest)| rest))
+            );
         }
     }
 }
