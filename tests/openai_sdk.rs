@@ -1,6 +1,8 @@
 //! End to end with the official OpenAI Python SDK against the bundled config.
 //! `tests/run.sh` installs the SDK into `.venv` and points `LLM_PROXY_PYTHON` at it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,8 @@
 //! The real binary on the bundled config and on small configs: start-up, auth, mock answers,
 //! health and info routes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;
