@@ -9,12 +9,13 @@ use serde_json::{Map, Value};
 
 use super::openai::{
     body_with_model, merge_headers, non_empty, param_str, passthrough, upstream_error,
-    validate_base, OpenAiStream, Secret,
+    validate_base, OpenAiStream,
 };
 use super::{
     Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError, RequestContext,
     StreamContext, StreamDecoder, UpstreamRequest, UpstreamResponse,
 };
+use crate::config::Secret;
 
 /// `litellm.AZURE_DEFAULT_API_VERSION` in LiteLLM 1.81.
 pub const DEFAULT_API_VERSION: &str = "2025-02-01-preview";

@@ -20,27 +20,7 @@ use super::{
     RequestContext, StreamContext, StreamDecoder, StreamEvent, UpstreamRequest, UpstreamResponse,
     Usage,
 };
-
-/// A credential. `Debug` prints a mask, so adapters can derive `Debug` and log freely; the value
-/// is read only through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("*****")
-    }
-}
+use crate::config::Secret;
 
 /// Which OpenAI-compatible provider a deployment names; they differ only in defaults and wording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +127,7 @@ impl OpenAiAdapter {
         let api_key = param_str(params, "api_key")
             .or_else(|| non_empty(env(flavor.key_env())))
             .or_else(|| (flavor == Flavor::HostedVllm).then(|| "fake-api-key".to_string()))
-            .map(Secret);
+            .map(Secret::new);
         let organization = match flavor {
             Flavor::OpenAi => {
                 param_str(params, "organization").or_else(|| non_empty(env("OPENAI_ORGANIZATION")))
