@@ -20,7 +20,8 @@ use super::{
     RequestContext, StreamContext, StreamDecoder, StreamEvent, UpstreamRequest, UpstreamResponse,
     Usage,
 };
-use crate::config::Secret;
+/// Re-exported for the adapters that take their credential type from here.
+pub use crate::config::Secret;
 
 /// Which OpenAI-compatible provider a deployment names; they differ only in defaults and wording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
