@@ -30,10 +30,18 @@ fn rate_limited() -> Reply {
 fn a_retry_lands_on_the_other_deployment() {
     let mock = MockUpstream::start();
     mock.script("/a/chat/completions", vec![rate_limited()]);
-    mock.script("/b/chat/completions", vec![Reply::ok(completion("from b", "m"))]);
+    mock.script(
+        "/b/chat/completions",
+        vec![Reply::ok(completion("from b", "m"))],
+    );
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 1\n",
-        deployment("g", "dep-a", &format!("{}/a", mock.base()), ", weight: 1000"),
+        deployment(
+            "g",
+            "dep-a",
+            &format!("{}/a", mock.base()),
+            ", weight: 1000"
+        ),
         deployment("g", "dep-b", &format!("{}/b", mock.base()), ", weight: 1"),
     );
     let proxy = Proxy::start(&cfg, &[]);
@@ -46,7 +54,10 @@ fn a_retry_lands_on_the_other_deployment() {
         mock.clear();
     }
     let log = proxy.log();
-    assert!(log.contains("dep-a"), "the failed attempt is logged by deployment id:\n{log}");
+    assert!(
+        log.contains("dep-a"),
+        "the failed attempt is logged by deployment id:\n{log}"
+    );
     assert!(!log.contains("api_key: k,"), "{log}");
 }
 
@@ -55,7 +66,11 @@ fn client_errors_are_not_retried() {
     let mock = MockUpstream::start();
     mock.script(
         "/a/chat/completions",
-        vec![Reply::openai_error(400, "Invalid value for temperature", "invalid_request_error")],
+        vec![Reply::openai_error(
+            400,
+            "Invalid value for temperature",
+            "invalid_request_error",
+        )],
     );
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 3\n",
@@ -72,9 +87,22 @@ fn client_errors_are_not_retried() {
 #[test]
 fn fallbacks_run_in_order_and_the_client_sees_the_original_error_when_all_fail() {
     let mock = MockUpstream::start();
-    mock.script("/p/chat/completions", vec![Reply::openai_error(500, "primary is down", "server_error")]);
-    mock.script("/f1/chat/completions", vec![Reply::openai_error(503, "first fallback down", "server_error")]);
-    mock.script("/f2/chat/completions", vec![Reply::ok(completion("from f2", "m"))]);
+    mock.script(
+        "/p/chat/completions",
+        vec![Reply::openai_error(500, "primary is down", "server_error")],
+    );
+    mock.script(
+        "/f1/chat/completions",
+        vec![Reply::openai_error(
+            503,
+            "first fallback down",
+            "server_error",
+        )],
+    );
+    mock.script(
+        "/f2/chat/completions",
+        vec![Reply::ok(completion("from f2", "m"))],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}{}router_settings:\n  num_retries: 1\n  fallbacks: [{{\"primary\": [\"fb1\", \"fb2\"]}}]\n",
@@ -88,7 +116,11 @@ fn fallbacks_run_in_order_and_the_client_sees_the_original_error_when_all_fail()
     assert_eq!(res.json()["choices"][0]["message"]["content"], "from f2");
     assert_eq!(res.header("x-litellm-attempted-fallbacks"), Some("2"));
     assert_eq!(res.header("x-litellm-model-id"), Some("f2"));
-    let order: Vec<String> = mock.received().iter().map(|r| r.path().to_string()).collect();
+    let order: Vec<String> = mock
+        .received()
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
     assert_eq!(
         order,
         vec![
@@ -102,11 +134,17 @@ fn fallbacks_run_in_order_and_the_client_sees_the_original_error_when_all_fail()
     );
 
     // Everything down: the original group's error, naming the fallbacks tried.
-    mock.script("/f2/chat/completions", vec![Reply::openai_error(502, "f2 down too", "server_error")]);
+    mock.script(
+        "/f2/chat/completions",
+        vec![Reply::openai_error(502, "f2 down too", "server_error")],
+    );
     mock.clear();
     let res = post_json(&proxy.url("/v1/chat/completions"), &chat("primary"), &[]);
     assert_eq!(res.status, 500, "{}", res.text());
-    let msg = res.json()["error"]["message"].as_str().unwrap_or_default().to_string();
+    let msg = res.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(msg.contains("primary is down"), "{msg}");
     assert!(msg.contains("fb1") && msg.contains("fb2"), "{msg}");
 }
@@ -114,8 +152,14 @@ fn fallbacks_run_in_order_and_the_client_sees_the_original_error_when_all_fail()
 #[test]
 fn client_side_fallbacks_and_disable_fallbacks() {
     let mock = MockUpstream::start();
-    mock.script("/p/chat/completions", vec![Reply::openai_error(500, "down", "server_error")]);
-    mock.script("/o/chat/completions", vec![Reply::ok(completion("other", "m"))]);
+    mock.script(
+        "/p/chat/completions",
+        vec![Reply::openai_error(500, "down", "server_error")],
+    );
+    mock.script(
+        "/o/chat/completions",
+        vec![Reply::ok(completion("other", "m"))],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 0\n",
@@ -129,7 +173,10 @@ fn client_side_fallbacks_and_disable_fallbacks() {
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.json()["choices"][0]["message"]["content"], "other");
     // `fallbacks` is the router's, never sent upstream.
-    assert!(mock.received_on("/o/chat/completions")[0].json().get("fallbacks").is_none());
+    assert!(mock.received_on("/o/chat/completions")[0]
+        .json()
+        .get("fallbacks")
+        .is_none());
     body["disable_fallbacks"] = json!(true);
     let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[]);
     assert_eq!(res.status, 500);
@@ -146,8 +193,14 @@ fn context_window_errors_go_to_context_window_fallbacks_only() {
             "invalid_request_error",
         )],
     );
-    mock.script("/big/chat/completions", vec![Reply::ok(completion("big context", "m"))]);
-    mock.script("/generic/chat/completions", vec![Reply::ok(completion("generic", "m"))]);
+    mock.script(
+        "/big/chat/completions",
+        vec![Reply::ok(completion("big context", "m"))],
+    );
+    mock.script(
+        "/generic/chat/completions",
+        vec![Reply::ok(completion("generic", "m"))],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}{}router_settings:\n  num_retries: 2\n  fallbacks: [{{\"small\": [\"generic\"]}}]\n  context_window_fallbacks: [{{\"small\": [\"big\"]}}]\n",
@@ -158,16 +211,29 @@ fn context_window_errors_go_to_context_window_fallbacks_only() {
     let proxy = Proxy::start(&cfg, &[]);
     let res = post_json(&proxy.url("/v1/chat/completions"), &chat("small"), &[]);
     assert_eq!(res.status, 200, "{}", res.text());
-    assert_eq!(res.json()["choices"][0]["message"]["content"], "big context");
-    assert_eq!(mock.received_on("/small/chat/completions").len(), 1, "not retried");
+    assert_eq!(
+        res.json()["choices"][0]["message"]["content"],
+        "big context"
+    );
+    assert_eq!(
+        mock.received_on("/small/chat/completions").len(),
+        1,
+        "not retried"
+    );
     assert!(mock.received_on("/generic/chat/completions").is_empty());
 }
 
 #[test]
 fn a_failing_deployment_cools_down_and_comes_back() {
     let mock = MockUpstream::start();
-    mock.script("/bad/chat/completions", vec![Reply::openai_error(500, "boom", "server_error")]);
-    mock.script("/good/chat/completions", vec![Reply::ok(completion("good", "m"))]);
+    mock.script(
+        "/bad/chat/completions",
+        vec![Reply::openai_error(500, "boom", "server_error")],
+    );
+    mock.script(
+        "/good/chat/completions",
+        vec![Reply::ok(completion("good", "m"))],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 0\n  allowed_fails: 1\n  cooldown_time: 1\n",
@@ -183,15 +249,25 @@ fn a_failing_deployment_cools_down_and_comes_back() {
             break;
         }
     }
-    assert_eq!(mock.received_on("/bad/chat/completions").len(), 2, "bad was never picked twice");
-    assert!(started.elapsed() < Duration::from_millis(800), "too slow to test the cooldown");
+    assert_eq!(
+        mock.received_on("/bad/chat/completions").len(),
+        2,
+        "bad was never picked twice"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "too slow to test the cooldown"
+    );
     // Now cooling down: every call goes to `good`.
     mock.clear();
     for _ in 0..20 {
         let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
         assert_eq!(res.status, 200);
     }
-    assert!(mock.received_on("/bad/chat/completions").is_empty(), "a cooling deployment was called");
+    assert!(
+        mock.received_on("/bad/chat/completions").is_empty(),
+        "a cooling deployment was called"
+    );
     // After cooldown_time it is picked again.
     std::thread::sleep(Duration::from_millis(1200));
     mock.clear();
@@ -201,7 +277,10 @@ fn a_failing_deployment_cools_down_and_comes_back() {
             break;
         }
     }
-    assert!(!mock.received_on("/bad/chat/completions").is_empty(), "never left cooldown");
+    assert!(
+        !mock.received_on("/bad/chat/completions").is_empty(),
+        "never left cooldown"
+    );
 }
 
 #[test]
@@ -219,9 +298,15 @@ fn rpm_limits_are_enforced_with_a_429_and_retry_after() {
     }
     let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
     assert_eq!(res.status, 429, "{}", res.text());
-    let retry: u64 = res.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let retry: u64 = res
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!((1..=60).contains(&retry), "retry-after {retry}");
-    assert!(res.json()["error"]["message"].as_str().unwrap_or_default().contains("No deployments available"));
+    assert!(res.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("No deployments available"));
     assert_eq!(mock.received().len(), 3);
 }
 
@@ -230,9 +315,15 @@ fn a_hanging_upstream_times_out_within_the_bound_and_counts_as_a_failure() {
     let mock = MockUpstream::start();
     mock.script(
         "/hang/chat/completions",
-        vec![Reply::Delay(Duration::from_secs(10), Box::new(Reply::ok(completion("late", "m"))))],
+        vec![Reply::Delay(
+            Duration::from_secs(10),
+            Box::new(Reply::ok(completion("late", "m"))),
+        )],
     );
-    mock.script("/ok/chat/completions", vec![Reply::ok(completion("fallback", "m"))]);
+    mock.script(
+        "/ok/chat/completions",
+        vec![Reply::ok(completion("fallback", "m"))],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 0\n  timeout: 0.4\n  fallbacks: [{{\"slow\": [\"fast\"]}}]\n",
@@ -244,14 +335,26 @@ fn a_hanging_upstream_times_out_within_the_bound_and_counts_as_a_failure() {
     let res = post_json(&proxy.url("/v1/chat/completions"), &chat("slow"), &[]);
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.json()["choices"][0]["message"]["content"], "fallback");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     // Without the fallback the client gets a 408.
     let mut body = chat("slow");
     body["disable_fallbacks"] = json!(true);
     let started = Instant::now();
-    let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[("x-litellm-timeout", "0.3")]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &body,
+        &[("x-litellm-timeout", "0.3")],
+    );
     assert_eq!(res.status, 408, "{}", res.text());
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -265,7 +368,11 @@ fn aliases_route_and_hidden_ones_are_not_listed() {
     let proxy = Proxy::start(&cfg, &[]);
     let ids: Vec<String> = get(&proxy.url("/v1/models"), &[]).json()["data"]
         .as_array()
-        .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(ids, vec!["public-alias".to_string(), "g".to_string()]);
     for alias in ["public-alias", "secret-alias"] {
@@ -279,7 +386,10 @@ fn aliases_route_and_hidden_ones_are_not_listed() {
 #[test]
 fn wildcards_pass_the_requested_model_upstream() {
     let mock = MockUpstream::start();
-    mock.script("/v1/chat/completions", vec![Reply::ok(completion("wild", "x"))]);
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("wild", "x"))],
+    );
     let cfg = format!(
         "model_list:\n  - model_name: \"*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"{base}/v1\", api_key: k}}\n  - model_name: \"team/*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"{base}/v1\", api_key: k}}\n",
         base = mock.base()
@@ -297,8 +407,14 @@ fn wildcards_pass_the_requested_model_upstream() {
 fn a_stream_that_fails_before_its_first_chunk_is_retried() {
     let mock = MockUpstream::start();
     let ok_chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"fine"},"finish_reason":null}]}).to_string();
-    mock.script("/a/chat/completions", vec![Reply::openai_error(503, "warming up", "server_error")]);
-    mock.script("/b/chat/completions", vec![Reply::sse(&[&ok_chunk, "[DONE]"], Duration::ZERO)]);
+    mock.script(
+        "/a/chat/completions",
+        vec![Reply::openai_error(503, "warming up", "server_error")],
+    );
+    mock.script(
+        "/b/chat/completions",
+        vec![Reply::sse(&[&ok_chunk, "[DONE]"], Duration::ZERO)],
+    );
     let base = mock.base();
     let cfg = format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 1\n",
@@ -325,7 +441,10 @@ fn a_stream_that_dies_midway_ends_with_an_error_event_and_done() {
             pieces: vec![(Duration::ZERO, format!("data: {chunk}\n\n").into_bytes())],
         }],
     );
-    let cfg = format!("model_list:\n{}", deployment("g", "a", &format!("{}/a", mock.base()), ""));
+    let cfg = format!(
+        "model_list:\n{}",
+        deployment("g", "a", &format!("{}/a", mock.base()), "")
+    );
     let proxy = Proxy::start(&cfg, &[]);
     let mut body = chat("g");
     body["stream"] = json!(true);
@@ -337,7 +456,11 @@ fn a_stream_that_dies_midway_ends_with_an_error_event_and_done() {
     let err: Value = serde_json::from_str(&data[1]).unwrap();
     assert!(err["error"]["message"].is_string(), "{err}");
     assert_eq!(data[2], "[DONE]");
-    assert_eq!(mock.received().len(), 1, "no retry after the first byte reached the client");
+    assert_eq!(
+        mock.received().len(),
+        1,
+        "no retry after the first byte reached the client"
+    );
 }
 
 #[test]
@@ -347,12 +470,27 @@ fn a_client_that_hangs_up_frees_the_in_flight_slot() {
     let slow_stream = Reply::Chunks {
         status: 200,
         content_type: "text/event-stream".into(),
-        pieces: (0..40).map(|_| (Duration::from_millis(100), format!("data: {chunk}\n\n").into_bytes())).collect(),
+        pieces: (0..40)
+            .map(|_| {
+                (
+                    Duration::from_millis(100),
+                    format!("data: {chunk}\n\n").into_bytes(),
+                )
+            })
+            .collect(),
     };
-    mock.script("/a/chat/completions", vec![slow_stream, Reply::ok(completion("second", "m"))]);
+    mock.script(
+        "/a/chat/completions",
+        vec![slow_stream, Reply::ok(completion("second", "m"))],
+    );
     let cfg = format!(
         "model_list:\n{}router_settings:\n  num_retries: 0\n",
-        deployment("g", "a", &format!("{}/a", mock.base()), ", max_parallel_requests: 1"),
+        deployment(
+            "g",
+            "a",
+            &format!("{}/a", mock.base()),
+            ", max_parallel_requests: 1"
+        ),
     );
     let proxy = Proxy::start(&cfg, &[]);
     let mut body = chat("g");
@@ -374,5 +512,9 @@ fn a_client_that_hangs_up_frees_the_in_flight_slot() {
     let ok = eventually(Duration::from_secs(5), || {
         post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]).status == 200
     });
-    assert!(ok, "the in-flight slot of the abandoned stream was never freed:\n{}", proxy.log());
+    assert!(
+        ok,
+        "the in-flight slot of the abandoned stream was never freed:\n{}",
+        proxy.log()
+    );
 }

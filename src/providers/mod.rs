@@ -14,10 +14,14 @@ use serde_json::{Map, Value};
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod error;
+pub mod huggingface;
 pub mod mock;
+pub mod ollama;
 pub mod openai;
 pub mod params;
+pub mod prompt_template;
 pub mod sse;
 
 pub use error::ProviderError;
@@ -173,9 +177,9 @@ pub fn adapter_for(
 ) -> Result<Arc<dyn ProviderAdapter>, ProviderError> {
     let (provider, rest) = split_provider(model);
     match provider {
-        Some("openai") | Some("custom_openai") | Some("text-completion-openai") => {
-            Ok(Arc::new(openai::OpenAiAdapter::new(openai::Flavor::OpenAi, rest, params)?))
-        }
+        Some("openai") | Some("custom_openai") | Some("text-completion-openai") => Ok(Arc::new(
+            openai::OpenAiAdapter::new(openai::Flavor::OpenAi, rest, params)?,
+        )),
         Some("hosted_vllm") => Ok(Arc::new(openai::OpenAiAdapter::new(
             openai::Flavor::HostedVllm,
             rest,
@@ -187,7 +191,21 @@ pub fn adapter_for(
             params,
         )?)),
         Some("azure") => Ok(Arc::new(azure::AzureAdapter::new(rest, params)?)),
+        Some("bedrock") => Ok(Arc::new(bedrock::BedrockAdapter::new(rest, params)?)),
         Some("anthropic") => Ok(Arc::new(anthropic::AnthropicAdapter::new(rest, params)?)),
+        Some("ollama") => Ok(Arc::new(ollama::OllamaAdapter::new(
+            ollama::OllamaRoute::Generate,
+            rest,
+            params,
+        )?)),
+        Some("ollama_chat") => Ok(Arc::new(ollama::OllamaAdapter::new(
+            ollama::OllamaRoute::Chat,
+            rest,
+            params,
+        )?)),
+        Some("huggingface") => Ok(Arc::new(huggingface::HuggingFaceAdapter::new(
+            rest, params,
+        )?)),
         Some(other) => Err(ProviderError::unsupported_provider(other, model)),
         None => match infer_provider(rest) {
             Some("openai") => Ok(Arc::new(openai::OpenAiAdapter::new(
@@ -260,8 +278,21 @@ pub fn split_provider(model: &str) -> (Option<&str>, &str) {
 /// families users write bare.
 pub fn infer_provider(model: &str) -> Option<&'static str> {
     let openai_families = [
-        "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "ft:gpt",
-        "text-davinci", "omni-moderation", "text-moderation", "dall-e", "whisper", "tts-",
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-",
+        "text-embedding-",
+        "davinci",
+        "babbage",
+        "ft:gpt",
+        "text-davinci",
+        "omni-moderation",
+        "text-moderation",
+        "dall-e",
+        "whisper",
+        "tts-",
     ];
     if openai_families.iter().any(|p| model.starts_with(p)) {
         return Some("openai");
@@ -313,8 +344,14 @@ mod tests {
 
     #[test]
     fn split_keeps_unknown_prefixes_in_the_model_name() {
-        assert_eq!(split_provider("openai/facebook/opt-125m"), (Some("openai"), "facebook/opt-125m"));
-        assert_eq!(split_provider("facebook/opt-125m"), (None, "facebook/opt-125m"));
+        assert_eq!(
+            split_provider("openai/facebook/opt-125m"),
+            (Some("openai"), "facebook/opt-125m")
+        );
+        assert_eq!(
+            split_provider("facebook/opt-125m"),
+            (None, "facebook/opt-125m")
+        );
         assert_eq!(split_provider("gpt-4o"), (None, "gpt-4o"));
     }
 
@@ -339,7 +376,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         let h = vec![("retry-after-ms".to_string(), "1500".to_string())];
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        let h = vec![("retry-after".to_string(), "Wed, 21 Oct 2015 07:28:00 GMT".to_string())];
+        let h = vec![(
+            "retry-after".to_string(),
+            "Wed, 21 Oct 2015 07:28:00 GMT".to_string(),
+        )];
         assert_eq!(retry_after(&h), None);
     }
 }
