@@ -80,6 +80,30 @@ fn the_upstream_receives_the_client_body_with_model_and_defaults_applied() {
 }
 
 #[test]
+fn upstream_connections_are_kept_alive_and_reused() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi", "m"))],
+    );
+    let proxy = Proxy::start_with_args(&config(&mock), &[], &["--num_workers", "1"]);
+    for _ in 0..5 {
+        let res = post_json(
+            &proxy.url("/v1/chat/completions"),
+            &json!({"model": "vllm", "messages": [{"role": "user", "content": "x"}]}),
+            &[],
+        );
+        assert_eq!(res.status, 200);
+    }
+    assert_eq!(mock.received().len(), 5);
+    assert_eq!(
+        mock.connections(),
+        1,
+        "one pooled keep-alive connection for five calls"
+    );
+}
+
+#[test]
 fn hosted_vllm_and_deepseek_speak_openai_on_their_bases() {
     let mock = MockUpstream::start();
     mock.script(

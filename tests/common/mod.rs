@@ -62,6 +62,25 @@ pub enum Reply {
         content_type: String,
         pieces: Vec<(Duration, Vec<u8>)>,
     },
+    /// A whole body of any bytes (binary, NDJSON, HTML...) with its content type.
+    Bytes {
+        status: u16,
+        content_type: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// The reply is chosen from the request itself (e.g. a stream for `"stream": true` bodies).
+    Respond(Responder),
+}
+
+/// A function from the recorded request to the reply, for [`Reply::Respond`].
+#[derive(Clone)]
+pub struct Responder(pub Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>);
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder(..)")
+    }
 }
 
 impl Reply {
@@ -93,6 +112,20 @@ impl Reply {
                     body,
                 }
             }
+            Reply::Bytes {
+                status,
+                content_type,
+                mut headers,
+                body,
+            } => {
+                headers.push((name.to_string(), value.to_string()));
+                Reply::Bytes {
+                    status,
+                    content_type,
+                    headers,
+                    body,
+                }
+            }
             other => other,
         }
     }
@@ -102,6 +135,22 @@ impl Reply {
             status,
             serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
         )
+    }
+    /// Answer with whatever `f` returns for the request.
+    pub fn respond(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Reply {
+        Reply::Respond(Responder(Arc::new(f)))
+    }
+    /// `body` sent chunked in pieces of at most `piece` bytes, so a reader sees frames cut
+    /// anywhere (binary event streams, NDJSON, SSE).
+    pub fn chunked(content_type: &str, body: &[u8], piece: usize) -> Reply {
+        Reply::Chunks {
+            status: 200,
+            content_type: content_type.to_string(),
+            pieces: body
+                .chunks(piece.max(1))
+                .map(|p| (Duration::ZERO, p.to_vec()))
+                .collect(),
+        }
     }
     /// SSE events (each a JSON string or `[DONE]`) spaced by `gap`.
     pub fn sse(events: &[&str], gap: Duration) -> Reply {
@@ -127,6 +176,7 @@ struct MockState {
 pub struct MockUpstream {
     pub port: u16,
     state: Arc<Mutex<MockState>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MockUpstream {
@@ -134,15 +184,26 @@ impl MockUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(Mutex::new(MockState::default()));
-        let s = state.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, c) = (state.clone(), connections.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let s = s.clone();
                 thread::spawn(move || serve_connection(conn, s));
             }
         });
-        MockUpstream { port, state }
+        MockUpstream {
+            port,
+            state,
+            connections,
+        }
+    }
+
+    /// How many TCP connections the mock has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn base(&self) -> String {
@@ -200,8 +261,12 @@ fn serve_connection(conn: TcpStream, state: Arc<Mutex<MockState>>) {
             return;
         };
         let path = req.path().to_string();
-        state.lock().expect("lock").received.push(req);
-        let reply = next_reply(&state, &path);
+        state.lock().expect("lock").received.push(req.clone());
+        let mut reply = next_reply(&state, &path);
+        for _ in 0..8 {
+            let Reply::Respond(f) = &reply else { break };
+            reply = (f.0)(&req);
+        }
         if !write_reply(&mut writer, reply) {
             let _ = writer.shutdown(Shutdown::Both);
             return;
@@ -309,7 +374,23 @@ fn write_reply(w: &mut TcpStream, reply: Reply) -> bool {
             thread::sleep(d);
             write_reply(w, *inner)
         }
-        Reply::Drop => false,
+        Reply::Drop | Reply::Respond(_) => false,
+        Reply::Bytes {
+            status,
+            content_type,
+            headers,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            w.write_all(head.as_bytes()).is_ok() && w.write_all(&body).is_ok()
+        }
     }
 }
 
