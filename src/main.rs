@@ -137,7 +137,7 @@ async fn main() -> ExitCode {
         models.push_str(name);
     }
     log::info!("{models}");
-    let proxy = match LlmProxy::start(config) {
+    let proxy = match LlmProxy::start(config).await {
         Ok(p) => p,
         Err(e) => {
             log::error!("{e}");

@@ -1,9 +1,12 @@
-//! Master-key auth, as LiteLLM's proxy reads keys from headers, plus the start-up rule that keeps
-//! a proxy without a strong key off the network.
+//! Who may call the proxy: master-key auth, as LiteLLM's proxy reads keys from headers, or the
+//! host's own callback when the proxy is embedded; plus the start-up rule that keeps a proxy
+//! without a strong key off the network.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::http::header::HeaderMap;
+use actix_web::HttpRequest;
 
 use super::error::ProxyError;
 
@@ -25,6 +28,62 @@ const PUBLICLY_KNOWN_KEYS: &[&str] = &[
 
 /// Shorter keys than this are refused off loopback: they can be brute-forced.
 const MIN_STRONG_KEY_LEN: usize = 16;
+
+/// What a host's auth callback decided about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    Allow,
+    /// Refuse with a 401 in OpenAI's error shape, `type: "auth_error"` and the message
+    /// `"Authentication Error, <reason>"`.
+    Deny(String),
+}
+
+impl AuthDecision {
+    pub fn deny(reason: impl Into<String>) -> AuthDecision {
+        AuthDecision::Deny(reason.into())
+    }
+}
+
+/// A host's auth callback: it sees the request (headers, peer address, and the extensions the
+/// host's own middleware set) and decides. It runs on the worker thread before the body is read;
+/// it must not block.
+pub type AuthCallback = Arc<dyn Fn(&HttpRequest) -> AuthDecision + Send + Sync>;
+
+/// Who decides whether a request may use the proxy. The health probes never ask.
+#[derive(Clone)]
+pub enum Authorizer {
+    /// `general_settings.master_key` (or `LITELLM_MASTER_KEY`); no key lets everything through.
+    MasterKey(MasterKeyAuth),
+    /// The embedding host's callback, in place of the master key.
+    Host(AuthCallback),
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authorizer::MasterKey(auth) => f.debug_tuple("MasterKey").field(auth).finish(),
+            Authorizer::Host(_) => f.write_str("Host(<callback>)"),
+        }
+    }
+}
+
+impl Authorizer {
+    /// Allow or refuse one request.
+    pub fn check(&self, req: &HttpRequest) -> Result<(), ProxyError> {
+        match self {
+            Authorizer::MasterKey(auth) => auth.check(req.headers()),
+            Authorizer::Host(callback) => match callback(req) {
+                AuthDecision::Allow => Ok(()),
+                AuthDecision::Deny(reason) => Err(ProxyError::Auth(reason)),
+            },
+        }
+    }
+
+    /// Whether requests need the master key (false with a host callback).
+    pub fn requires_master_key(&self) -> bool {
+        matches!(self, Authorizer::MasterKey(auth) if auth.enabled())
+    }
+}
 
 /// How a request's key is checked.
 #[derive(Clone)]
@@ -182,6 +241,31 @@ mod tests {
     }
 
     const KEY: &str = "sk-a-strong-master-key-123";
+
+    #[test]
+    fn a_host_callback_replaces_the_master_key() {
+        let auth = Authorizer::Host(Arc::new(|req: &HttpRequest| {
+            if req.headers().contains_key("x-tenant") {
+                AuthDecision::Allow
+            } else {
+                AuthDecision::deny("no tenant")
+            }
+        }));
+        assert!(!auth.requires_master_key());
+        let bearer = format!("Bearer {KEY}");
+        let with_key = actix_web::test::TestRequest::default()
+            .insert_header(("authorization", bearer.as_str()))
+            .to_http_request();
+        let e = auth.check(&with_key).unwrap_err();
+        assert_eq!(e.to_string(), "Authentication Error, no tenant");
+        let tenant = actix_web::test::TestRequest::default()
+            .insert_header(("x-tenant", "acme"))
+            .to_http_request();
+        assert!(auth.check(&tenant).is_ok());
+        let master = Authorizer::MasterKey(MasterKeyAuth::new(Some(KEY.into()), None));
+        assert!(master.requires_master_key());
+        assert!(master.check(&with_key).is_ok());
+    }
 
     #[test]
     fn no_master_key_lets_everything_through() {

@@ -1,17 +1,28 @@
 //! The HTTP edge: OpenAI routes, LiteLLM's info and health routes, auth, and the answer back to
 //! the client (JSON or SSE written chunk by chunk).
 //!
-//! A request's path through [`configure`]d routes:
-//! 1. `llm_call` checks the key ([`auth::MasterKeyAuth`]), reads the body under the size limit
-//!    and parses it into a JSON object, keeping every field.
-//! 2. It hands a [`dispatch::Dispatch`] to this worker's [`dispatch::HttpActor`] (started when
-//!    the worker built its App), which resolves the model and runs the router's retry/fallback
-//!    loop (`llm_proxy_actors::Router::execute`); each attempt reserves a deployment through
-//!    its ModelGroup and Deployment actors and calls the upstream on this worker's thread.
+//! The proxy is mounted in one of two ways, and both end in the same function per endpoint
+//! (`respond` picks it from a [`ProxyRoute`]):
+//! - [`configure`] registers one actix-web resource per path in [`ROUTES`] (at the App root or
+//!   under any `web::scope` prefix);
+//! - [`crate::ProxyMiddleware`] answers the same paths itself and passes every other request to
+//!   the host's own services.
+//!
+//! Either way each worker builds a `Worker` once: the shared state plus the worker's own
+//! [`dispatch::HttpActor`] (which owns the worker's `awc::Client`).
+//!
+//! A request's path:
+//! 1. `llm_call` asks the [`auth::Authorizer`] (the master key, or the host's callback), reads
+//!    the body under the size limit and parses it into a JSON object, keeping every field.
+//! 2. It hands a [`dispatch::Dispatch`] to this worker's [`dispatch::HttpActor`], which resolves
+//!    the model and runs the router's retry/fallback loop (`llm_proxy_actors::Router::execute`);
+//!    each attempt reserves a deployment through its ModelGroup and Deployment actors and calls
+//!    the upstream on this worker's thread.
 //! 3. The answer goes back with LiteLLM's `x-litellm-*` headers; streams are copied frame by
 //!    frame from a channel the attempt's pump task fills.
-//! 4. The [`dispatch::CallMeta`] of the call is left in the request's extensions for the host's
-//!    logging (`HttpRequest::extensions().get::<CallMeta>()`).
+//! 4. The call's [`dispatch::CallMeta`] is left in the request's extensions, whatever the outcome,
+//!    for the host's logging (`res.request().extensions().get::<CallMeta>()` in a host
+//!    middleware, after the inner service answered).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +30,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{
+    dev, web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError,
+};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Map, Value};
@@ -41,37 +55,114 @@ use crate::providers::Endpoint;
 /// `created` LiteLLM reports for every model in `/v1/models`.
 const MODEL_CREATED_AT: u64 = 1_677_610_602;
 
-/// Register every route on `cfg` and start this worker's HTTP actor. Call once per worker (from
-/// the `HttpServer::new` factory), as `App::configure` does.
+/// What the proxy answers on one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyRoute {
+    /// `POST`: chat, text completions or embeddings, through the router.
+    Llm(Endpoint),
+    /// `GET`: the model groups.
+    Models,
+    /// `GET`: one entry per deployment, secrets masked.
+    ModelInfo,
+    /// `GET`: liveness probe, public.
+    Liveliness,
+    /// `GET`: readiness probe, public.
+    Readiness,
+}
+
+/// Every path the proxy answers, relative to where it is mounted.
+pub const ROUTES: &[(&str, ProxyRoute)] = &[
+    (
+        "/chat/completions",
+        ProxyRoute::Llm(Endpoint::ChatCompletions),
+    ),
+    (
+        "/v1/chat/completions",
+        ProxyRoute::Llm(Endpoint::ChatCompletions),
+    ),
+    ("/completions", ProxyRoute::Llm(Endpoint::Completions)),
+    ("/v1/completions", ProxyRoute::Llm(Endpoint::Completions)),
+    ("/embeddings", ProxyRoute::Llm(Endpoint::Embeddings)),
+    ("/v1/embeddings", ProxyRoute::Llm(Endpoint::Embeddings)),
+    ("/models", ProxyRoute::Models),
+    ("/v1/models", ProxyRoute::Models),
+    ("/model/info", ProxyRoute::ModelInfo),
+    ("/v1/model/info", ProxyRoute::ModelInfo),
+    ("/health/liveliness", ProxyRoute::Liveliness),
+    ("/health/liveness", ProxyRoute::Liveliness),
+    ("/health/readiness", ProxyRoute::Readiness),
+];
+
+impl ProxyRoute {
+    /// The route for an exact path (no prefix, no trailing slash), if the proxy answers it.
+    pub fn for_path(path: &str) -> Option<ProxyRoute> {
+        ROUTES.iter().find(|(p, _)| *p == path).map(|(_, r)| *r)
+    }
+
+    /// The one method the route accepts; others get an OpenAI-shaped 405.
+    pub fn method(self) -> Method {
+        match self {
+            ProxyRoute::Llm(_) => Method::POST,
+            _ => Method::GET,
+        }
+    }
+
+    /// Whether the route answers without auth (the health probes).
+    pub fn is_public(self) -> bool {
+        matches!(self, ProxyRoute::Liveliness | ProxyRoute::Readiness)
+    }
+}
+
+/// One worker's proxy: the shared state and the worker's own HTTP actor. Built once per worker
+/// (by [`configure`] or by the middleware's `new_transform`), on the worker's thread.
+#[derive(Clone)]
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    http: Addr<HttpActor>,
+}
+
+impl Worker {
+    /// Starts the worker's HTTP actor; must run on the worker's thread.
+    pub(crate) fn start(shared: Arc<Shared>) -> Worker {
+        let http = HttpActor::new(shared.clone()).start();
+        Worker { shared, http }
+    }
+}
+
+/// Register every route of [`ROUTES`] on `cfg` and start this worker's HTTP actor. Call once per
+/// worker (from the `HttpServer::new` factory), as `App::configure` does. The routes hold the
+/// worker's state themselves: nothing is added to the host's app data.
 pub fn configure(shared: Arc<Shared>, cfg: &mut web::ServiceConfig) {
-    let http = HttpActor::new(shared.clone()).start();
-    cfg.app_data(web::Data::new(http))
-        .app_data(web::Data::from(shared));
-    for (path, endpoint) in [
-        ("/chat/completions", Endpoint::ChatCompletions),
-        ("/v1/chat/completions", Endpoint::ChatCompletions),
-        ("/completions", Endpoint::Completions),
-        ("/v1/completions", Endpoint::Completions),
-        ("/embeddings", Endpoint::Embeddings),
-        ("/v1/embeddings", Endpoint::Embeddings),
-    ] {
+    let worker = Worker::start(shared);
+    for &(path, route) in ROUTES {
+        let worker = worker.clone();
         cfg.service(
-            web::resource(path)
-                .app_data(web::Data::new(endpoint))
-                .route(web::post().to(llm_call))
-                .default_service(web::to(method_not_allowed)),
+            web::resource(path).to(move |req: HttpRequest, payload: web::Payload| {
+                let worker = worker.clone();
+                async move { respond(&worker, route, &req, payload.into_inner()).await }
+            }),
         );
     }
-    for path in ["/models", "/v1/models"] {
-        cfg.service(web::resource(path).route(web::get().to(models)));
+}
+
+/// Answer one request on a proxy path. The routes of [`configure`] and the middleware both call
+/// this, so the two mount styles behave the same.
+pub(crate) async fn respond(
+    worker: &Worker,
+    route: ProxyRoute,
+    req: &HttpRequest,
+    payload: dev::Payload,
+) -> HttpResponse {
+    if req.method() != route.method() {
+        return method_not_allowed(req, route.method());
     }
-    for path in ["/model/info", "/v1/model/info"] {
-        cfg.service(web::resource(path).route(web::get().to(model_info)));
+    match route {
+        ProxyRoute::Llm(endpoint) => llm_call(worker, endpoint, req, payload).await,
+        ProxyRoute::Models => models(&worker.shared, req),
+        ProxyRoute::ModelInfo => model_info(&worker.shared, req),
+        ProxyRoute::Liveliness => liveliness(),
+        ProxyRoute::Readiness => readiness(),
     }
-    for path in ["/health/liveliness", "/health/liveness"] {
-        cfg.service(web::resource(path).route(web::get().to(liveliness)));
-    }
-    cfg.service(web::resource("/health/readiness").route(web::get().to(readiness)));
 }
 
 /// OpenAI-shaped 404 for paths the proxy does not serve (the standalone server's default).
@@ -80,24 +171,28 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         .error_response()
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let mut res = ProxyError::invalid(format!(
+/// 405 in OpenAI's error shape (`code` is the status, as in every other error body).
+fn method_not_allowed(req: &HttpRequest, allowed: Method) -> HttpResponse {
+    let mut body = ProxyError::invalid(format!(
         "Method {} is not allowed on {}",
         req.method(),
         req.path()
     ))
-    .error_response();
-    *res.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
-    res
+    .body();
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    body["error"]["code"] = Value::String(status.as_u16().to_string());
+    HttpResponse::build(status)
+        .insert_header((ALLOW, allowed.as_str()))
+        .json(body)
 }
 
 async fn llm_call(
-    req: HttpRequest,
-    payload: web::Payload,
-    endpoint: web::Data<Endpoint>,
-    shared: web::Data<Shared>,
-    http: web::Data<Addr<HttpActor>>,
+    worker: &Worker,
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    payload: dev::Payload,
 ) -> HttpResponse {
+    let shared = &worker.shared;
     let call_id = req
         .headers()
         .get("x-litellm-call-id")
@@ -110,25 +205,29 @@ async fn llm_call(
         ..CallMeta::default()
     };
     let prepared = async {
-        shared.auth.check(req.headers())?;
-        let body = read_body(&req, payload, shared.max_body_bytes).await?;
-        parse_request(**endpoint, &body, &req, &meta.call_id)
+        shared.auth.check(req)?;
+        let body = read_body(req, payload, shared.max_body_bytes).await?;
+        parse_request(endpoint, &body, req, &meta.call_id)
     }
     .await;
     let msg = match prepared {
         Ok(msg) => msg,
         Err(e) => {
             log::info!("{} {} refused: {}", req.method(), req.path(), e);
-            return error_response(&e, &meta);
+            let res = error_response(&e, &meta);
+            req.extensions_mut().insert(meta);
+            return res;
         }
     };
     let model = msg.model.clone();
-    let result = match http.send(msg).await {
+    let result = match worker.http.send(msg).await {
         Ok(r) => r,
         Err(e) => {
             let e = ProxyError::Internal(format!("the worker's HTTP actor is unavailable: {e}"));
             log::error!("{e}");
-            return error_response(&e, &meta);
+            let res = error_response(&e, &meta);
+            req.extensions_mut().insert(meta);
+            return res;
         }
     };
     match result {
@@ -250,7 +349,7 @@ fn new_call_id() -> String {
 /// Read the body, refusing it as soon as it is known to be over the limit.
 async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    mut payload: dev::Payload,
     limit: usize,
 ) -> Result<Bytes, ProxyError> {
     let declared = req
@@ -451,8 +550,8 @@ impl Stream for SseBody {
     }
 }
 
-async fn models(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    if let Err(e) = shared.auth.check(req.headers()) {
+fn models(shared: &Shared, req: &HttpRequest) -> HttpResponse {
+    if let Err(e) = shared.auth.check(req) {
         return e.error_response();
     }
     let data: Vec<Value> = shared
@@ -465,8 +564,8 @@ async fn models(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
 }
 
 /// One entry per deployment (and per non-hidden alias of its group), secrets masked.
-async fn model_info(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    if let Err(e) = shared.auth.check(req.headers()) {
+fn model_info(shared: &Shared, req: &HttpRequest) -> HttpResponse {
+    if let Err(e) = shared.auth.check(req) {
         return e.error_response();
     }
     let wanted =
@@ -509,11 +608,11 @@ async fn model_info(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
     HttpResponse::Ok().json(json!({"data": data}))
 }
 
-async fn liveliness() -> HttpResponse {
+fn liveliness() -> HttpResponse {
     HttpResponse::Ok().json("I'm alive!")
 }
 
-async fn readiness() -> HttpResponse {
+fn readiness() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "db": "Not connected",

@@ -12,7 +12,7 @@ use llm_proxy_actors::{
     Strategy, SystemClock,
 };
 
-use super::auth::MasterKeyAuth;
+use super::auth::{Authorizer, MasterKeyAuth};
 use super::dispatch::Overrides;
 use crate::config::{self, DeploymentConfig, ProxyConfig};
 use crate::providers::{self, ProviderAdapter, ProviderError};
@@ -34,6 +34,10 @@ pub enum StartError {
     Strategy(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// With no actix System in the host, the proxy runs its actors in a System of its own on a
+    /// dedicated thread; that thread could not be started.
+    #[error("could not start the proxy's actor system: {0}")]
+    ActorSystem(String),
 }
 
 /// One deployment as the request path needs it.
@@ -48,7 +52,8 @@ pub struct DeploymentRuntime {
 pub struct Shared {
     pub config: ProxyConfig,
     pub router: Router,
-    pub auth: MasterKeyAuth,
+    /// The master key (from the config) or the host's callback.
+    pub auth: Authorizer,
     /// `litellm_settings.drop_params` (or `LITELLM_DROP_PARAMS`).
     pub drop_params: bool,
     pub max_body_bytes: usize,
@@ -56,12 +61,56 @@ pub struct Shared {
     wildcard_adapters: DashMap<String, Arc<dyn ProviderAdapter>>,
     default_timeout: Duration,
     default_stream_timeout: Option<Duration>,
+    /// The System started by [`Shared::spawn`] when the host had none; declared last so that it
+    /// stops after the router (and its Arbiter) has been dropped.
+    own_system: Option<OwnSystem>,
+}
+
+/// Stops the proxy's own actix System (and the thread that runs it) when dropped.
+struct OwnSystem(actix::System);
+
+impl Drop for OwnSystem {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 impl Shared {
     /// Build the shared state and start the router's actors. Must run inside an actix System.
     pub fn start(config: ProxyConfig) -> Result<Shared, StartError> {
         Shared::start_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`Shared::start`] from any async context. Inside an actix System (`#[actix_web::main]`,
+    /// `#[actix_web::test]`, an actix-web worker) the router's Arbiter joins that System. With
+    /// none (a host under `#[tokio::main]`), a System of the proxy's own runs on a dedicated
+    /// thread, stopped when this `Shared` is dropped.
+    pub async fn spawn(config: ProxyConfig) -> Result<Shared, StartError> {
+        if actix::System::try_current().is_some() {
+            return Shared::start(config);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("llm-proxy-actors".into())
+            .spawn(move || {
+                let runner = actix::System::new();
+                let started = runner.block_on(async { Shared::start(config) });
+                let started = started.map(|mut shared| {
+                    shared.own_system = Some(OwnSystem(actix::System::current()));
+                    shared
+                });
+                let keep_running = started.is_ok();
+                if tx.send(started).is_ok() && keep_running {
+                    // Returns once the last `Shared` is dropped (`OwnSystem::drop`).
+                    if let Err(e) = runner.run() {
+                        log::warn!("the proxy's actor system ended with an error: {e}");
+                    }
+                }
+            })
+            .map_err(|e| StartError::ActorSystem(e.to_string()))?;
+        rx.await.map_err(|_| {
+            StartError::ActorSystem("the actor system thread ended while starting".into())
+        })?
     }
 
     pub fn start_with_clock(
@@ -110,10 +159,10 @@ impl Shared {
             deployments.insert(d.id.clone(), Arc::new(runtime));
         }
         let general = &config.general_settings;
-        let auth = MasterKeyAuth::new(
+        let auth = Authorizer::MasterKey(MasterKeyAuth::new(
             config.master_key().map(|k| k.expose().to_string()),
             general.litellm_key_header_name.clone(),
-        );
+        ));
         let drop_params = config.litellm_settings.drop_params.unwrap_or(false)
             || std::env::var("LITELLM_DROP_PARAMS")
                 .map(|v| {
@@ -141,6 +190,7 @@ impl Shared {
             default_timeout,
             default_stream_timeout,
             config,
+            own_system: None,
         })
     }
 
