@@ -1,12 +1,19 @@
 //! The shared transport: sends an adapter's [`UpstreamRequest`] with this worker's pooled
 //! keep-alive `awc::Client` and hands back what came back. No provider knowledge here.
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::http::Method;
+use actix_tls::connect::{
+    ConnectError, ConnectInfo, Connection, ConnectorService as TcpConnectorService,
+};
+use actix_web::dev::Service;
+use actix_web::http::{Method, Uri};
+use actix_web::rt::net::TcpStream;
 use awc::error::{PayloadError, SendRequestError};
 use awc::{Client, ClientResponse, Connector};
 use bytes::Bytes;
+use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
 use crate::providers::{ProviderError, UpstreamRequest};
@@ -17,6 +24,7 @@ const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
 /// One per worker thread (`awc::Client` is `!Send`): its connection pool is that worker's own.
 pub fn client() -> Client {
     let connector = Connector::new()
+        .connector(NoDelayConnector::default())
         .limit(1024)
         .timeout(Duration::from_secs(10))
         .conn_keep_alive(Duration::from_secs(60))
@@ -29,6 +37,35 @@ pub fn client() -> Client {
         // would cut long generations short.
         .timeout(Duration::from_secs(24 * 3600))
         .finish()
+}
+
+/// awc's default TCP connector (actix-tls: resolve, then connect) with `TCP_NODELAY` set on each
+/// new upstream socket; actix-tls leaves Nagle on. A request whose head and body leave in two
+/// writes (TLS records, large or streamed bodies) would otherwise hold its last small segment
+/// until the first is acknowledged, which a delayed-ACK peer answers up to 40 ms later. TLS is
+/// layered on top of this socket, so HTTPS upstreams get it too.
+#[derive(Clone, Default)]
+struct NoDelayConnector(TcpConnectorService);
+
+impl Service<ConnectInfo<Uri>> for NoDelayConnector {
+    type Response = Connection<Uri, TcpStream>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<ConnectInfo<Uri>>::poll_ready(&self.0, cx)
+    }
+
+    fn call(&self, req: ConnectInfo<Uri>) -> Self::Future {
+        let connecting = Service::<ConnectInfo<Uri>>::call(&self.0, req);
+        Box::pin(async move {
+            let connection = connecting.await?;
+            if let Err(e) = connection.io_ref().set_nodelay(true) {
+                log::debug!("could not set TCP_NODELAY on an upstream socket: {e}");
+            }
+            Ok(connection)
+        })
+    }
 }
 
 /// Status, headers (names lower-cased) and the body stream of an upstream answer.
@@ -104,4 +141,22 @@ fn payload_error(provider_label: &str, e: &PayloadError) -> ProviderError {
         provider_label,
         &format!("the upstream connection broke while reading its answer: {e}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn upstream_sockets_have_nodelay() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri: Uri = format!("http://{}/v1", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let connector = NoDelayConnector::default();
+        let connection = Service::<ConnectInfo<Uri>>::call(&connector, ConnectInfo::new(uri))
+            .await
+            .unwrap();
+        assert!(connection.io_ref().nodelay().unwrap());
+    }
 }
