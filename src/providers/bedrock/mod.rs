@@ -182,16 +182,29 @@ impl BedrockAdapter {
             })
             .map(|e| e.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
-        let credentials = match (
-            from("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-            from("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-        ) {
+        // A key pair comes whole from one place, with that place's session token: the
+        // environment's AWS_SESSION_TOKEN belongs to the environment's keys, and signing the
+        // deployment's own keys with it makes AWS refuse the request.
+        let param = |key: &str| string_param(params, key).map(str::to_string);
+        let var = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let credentials = match (param("aws_access_key_id"), param("aws_secret_access_key")) {
             (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
                 access_key_id,
                 secret_access_key,
-                session_token: from("aws_session_token", "AWS_SESSION_TOKEN"),
+                session_token: param("aws_session_token"),
             }),
-            _ => None,
+            _ => match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: var("AWS_SESSION_TOKEN"),
+                }),
+                _ => None,
+            },
         };
         Ok(BedrockAdapter {
             model_id: model_id.to_string(),

@@ -263,6 +263,36 @@ fn missing_credentials_fail_before_any_upstream_call_and_debug_hides_secrets() {
 }
 
 #[test]
+fn a_key_pair_and_its_session_token_come_from_one_place() {
+    let env = |name: &str| match name {
+        "AWS_ACCESS_KEY_ID" => Some("ENVKEY".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("envsecret".to_string()),
+        "AWS_SESSION_TOKEN" => Some("ENVTOKEN".to_string()),
+        _ => None,
+    };
+    let body = chat_request(json!({"messages": [{"role": "user", "content": "hi"}]}));
+    // Keys in litellm_params: the environment's session token is not theirs.
+    let a = BedrockAdapter::with_env("anthropic.claude-v2", &params(json!({})), env).unwrap();
+    let req = a
+        .build_request(Endpoint::ChatCompletions, &body, &ctx(false))
+        .unwrap();
+    assert!(header(&req, "authorization")
+        .unwrap()
+        .contains(&format!("Credential={KEY_ID}/")));
+    assert_eq!(header(&req, "x-amz-security-token"), None);
+    // Only half a pair in the params: the environment's pair and token are used together.
+    let half = obj(json!({"aws_access_key_id": "HALF", "aws_region_name": "us-east-1"}));
+    let a = BedrockAdapter::with_env("anthropic.claude-v2", &half, env).unwrap();
+    let req = a
+        .build_request(Endpoint::ChatCompletions, &body, &ctx(false))
+        .unwrap();
+    assert!(header(&req, "authorization")
+        .unwrap()
+        .contains("Credential=ENVKEY/"));
+    assert_eq!(header(&req, "x-amz-security-token"), Some("ENVTOKEN"));
+}
+
+#[test]
 fn credentials_region_and_endpoint_come_from_the_environment_when_params_omit_them() {
     let env = |name: &str| match name {
         "AWS_ACCESS_KEY_ID" => Some("ENVKEY".to_string()),
