@@ -1416,9 +1416,14 @@ model_list:
     litellm_params: {{model: anthropic/claude-3-5-sonnet-20241022, api_base: "{base}/big", api_key: k}}
   - model_name: tgi
     litellm_params: {{model: huggingface/org/m, api_base: "{base}/tgi", initial_prompt_value: "x"}}
+  - model_name: azure-small
+    litellm_params: {{model: azure/small, api_base: "{base}", api_key: k}}
+  - model_name: azure-filtered
+    litellm_params: {{model: azure/filtered, api_base: "{base}", api_key: k}}
 router_settings:
   num_retries: 2
-  context_window_fallbacks: [{{"claude-small": ["claude-big"]}}]
+  context_window_fallbacks: [{{"claude-small": ["claude-big"]}}, {{"azure-small": ["claude-big"]}}]
+  content_policy_fallbacks: [{{"azure-filtered": ["claude-big"]}}]
 "#,
         base = mock.base()
     );
@@ -1448,6 +1453,36 @@ router_settings:
         "{err}"
     );
     assert_eq!(mock.received_on("/small/v1/messages").len(), 2);
+
+    // Only OpenAI's `error.code` says what these are: LiteLLM classifies the whole error
+    // string, code included.
+    for (model, path, message, code) in [
+        (
+            "azure-small",
+            "/openai/deployments/small/chat/completions",
+            "Your input exceeds the context window of this model.",
+            "context_length_exceeded",
+        ),
+        (
+            "azure-filtered",
+            "/openai/deployments/filtered/chat/completions",
+            "Your request was rejected by our safety system.",
+            "content_policy_violation",
+        ),
+    ] {
+        let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
+        mock.script(path, vec![error_reply(400, &body.to_string())]);
+        let big_before = mock.received_on("/big/v1/messages").len();
+        let res = chat(&proxy, json!({"model": model, "messages": user("long")}));
+        assert_eq!(res.status, 200, "{model}: {}", res.text());
+        assert_eq!(
+            res.header("x-litellm-model-group"),
+            Some("claude-big"),
+            "{model}"
+        );
+        assert_eq!(mock.received_on(path).len(), 1, "{model}: not retried");
+        assert_eq!(mock.received_on("/big/v1/messages").len(), big_before + 1);
+    }
 
     // TGI says it with a 422.
     let res = chat(&proxy, json!({"model": "tgi", "messages": user("long")}));

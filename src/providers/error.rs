@@ -45,7 +45,38 @@ impl ProviderError {
         param: Option<String>,
         retry_after: Option<Duration>,
     ) -> ProviderError {
-        let class = classify(status, upstream_message, error_type.as_deref());
+        ProviderError::from_upstream_coded(
+            provider_label,
+            status,
+            upstream_message,
+            error_type,
+            None,
+            param,
+            retry_after,
+        )
+    }
+
+    /// [`ProviderError::from_upstream`] for an error body that also carries OpenAI's `error.code`
+    /// (`context_length_exceeded`, `content_policy_violation`, `rate_limit_exceeded`, ...).
+    /// LiteLLM classifies the whole error string, code included, so the code takes part in the
+    /// classification; the message the client sees is the upstream message alone, as before.
+    pub fn from_upstream_coded(
+        provider_label: &str,
+        status: u16,
+        upstream_message: &str,
+        error_type: Option<String>,
+        code: Option<&str>,
+        param: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> ProviderError {
+        let class = match code.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(code) => classify(
+                status,
+                &format!("{upstream_message} {code}"),
+                error_type.as_deref(),
+            ),
+            None => classify(status, upstream_message, error_type.as_deref()),
+        };
         let status = status_for(class, status);
         let error_type = if class == ErrorClass::RateLimit {
             Some("throttling_error".to_string())
@@ -356,6 +387,68 @@ mod tests {
             assert_eq!((e.class, e.status), (class, status), "status {status}");
             assert!(e.message.contains(name), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn the_openai_error_code_takes_part_in_the_classification() {
+        // Worded without the usual phrases; only `code` says what it is.
+        let e = ProviderError::from_upstream_coded(
+            "OpenAI",
+            400,
+            "Your input exceeds the context window of this model.",
+            Some("invalid_request_error".into()),
+            Some("context_length_exceeded"),
+            Some("messages".into()),
+            None,
+        );
+        assert_eq!(
+            (e.class, e.status),
+            (ErrorClass::ContextWindowExceeded, 400)
+        );
+        assert_eq!(
+            e.message,
+            "litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - Your input exceeds the context window of this model."
+        );
+        let e = ProviderError::from_upstream_coded(
+            "OpenAI",
+            400,
+            "Your request was rejected by our safety system.",
+            Some("invalid_request_error".into()),
+            Some("content_policy_violation"),
+            None,
+            None,
+        );
+        assert_eq!((e.class, e.status), (ErrorClass::ContentPolicy, 400));
+        assert!(e
+            .message
+            .ends_with("OpenAIException - Your request was rejected by our safety system."));
+        let e = ProviderError::from_upstream_coded(
+            "Azure",
+            400,
+            "Quota reached for this deployment.",
+            None,
+            Some("rate_limit_exceeded"),
+            None,
+            None,
+        );
+        assert_eq!((e.class, e.status), (ErrorClass::RateLimit, 429));
+        // A code that says nothing leaves the status to decide.
+        let e = ProviderError::from_upstream_coded(
+            "OpenAI",
+            400,
+            "bad temperature",
+            Some("invalid_request_error".into()),
+            Some("invalid_value"),
+            Some("temperature".into()),
+            None,
+        );
+        assert_eq!(
+            (e.class, e.message.as_str()),
+            (
+                ErrorClass::BadRequest,
+                "litellm.BadRequestError: OpenAIException - bad temperature"
+            )
+        );
     }
 
     #[test]

@@ -420,11 +420,17 @@ impl ErrorFields {
             Some(upper) => self.message.replace("OPENAI", upper),
             None => self.message,
         };
-        ProviderError::from_upstream(
+        // A numeric code is the status again (Azure sends "429"); a word is OpenAI's error code.
+        let code = match &self.code {
+            Some(Value::String(c)) if c.parse::<u16>().is_err() => Some(c.as_str()),
+            _ => None,
+        };
+        ProviderError::from_upstream_coded(
             label,
             status,
             &message,
             self.error_type,
+            code,
             self.param,
             retry_after,
         )
