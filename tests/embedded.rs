@@ -659,6 +659,14 @@ async fn a_loopback_upstream_answers_through_both_mounts() {
             .clone()
             .expect("CallMeta of a stream");
         assert_eq!(meta.model_id.as_deref(), Some("streamy-1"), "{path}");
+        // The stream has been read to its end, so its usage is known: the upstream sent none,
+        // so it is the estimate from the streamed text ("one two three": 1 + 1 + 2 tokens).
+        let usage = meta
+            .stream_usage
+            .as_ref()
+            .and_then(|u| u.get())
+            .expect("usage once the stream ended");
+        assert_eq!(usage.completion_tokens, 4, "{path}");
     }
     host.stop().await;
 }

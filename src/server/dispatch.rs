@@ -68,7 +68,27 @@ pub struct CallMeta {
     pub upstream_duration: Duration,
     /// Time from dispatch to the answer (or to the first chunk of a stream).
     pub total_duration: Duration,
+    /// Tokens of a non-stream answer (or of a mocked stream).
     pub usage: Option<Usage>,
+    /// Tokens of a live stream, known once it has ended: keep the handle and read it after the
+    /// response body is done.
+    pub stream_usage: Option<StreamUsage>,
+}
+
+/// The usage a stream reports at its end, shared between the task relaying it and whoever
+/// holds the call's [`CallMeta`].
+#[derive(Debug, Clone, Default)]
+pub struct StreamUsage(Arc<std::sync::OnceLock<Usage>>);
+
+impl StreamUsage {
+    /// `None` until the stream has finished successfully.
+    pub fn get(&self) -> Option<Usage> {
+        self.0.get().copied()
+    }
+
+    fn set(&self, usage: Usage) {
+        let _ = self.0.set(usage);
+    }
 }
 
 /// The answer for the client.
@@ -128,6 +148,7 @@ struct Answer {
     upstream_headers: Vec<(String, String)>,
     upstream_duration: Duration,
     usage: Option<Usage>,
+    stream_usage: Option<StreamUsage>,
 }
 
 async fn dispatch(
@@ -184,6 +205,7 @@ async fn dispatch(
             meta.upstream_headers = answer.upstream_headers;
             meta.upstream_duration = answer.upstream_duration;
             meta.usage = answer.usage;
+            meta.stream_usage = answer.stream_usage;
             Ok(Dispatched {
                 body: answer.body,
                 meta,
@@ -342,6 +364,7 @@ async fn attempt_once(
             upstream_headers: forwarded,
             upstream_duration: started.elapsed(),
             usage: parsed.usage,
+            stream_usage: None,
         });
     }
     // A stream: read until the first event so that an upstream that fails before its first
@@ -375,6 +398,7 @@ async fn attempt_once(
     }
     attempt.reservation.first_token();
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let stream_usage = StreamUsage::default();
     let pump = Pump {
         reply,
         decoder,
@@ -382,6 +406,7 @@ async fn attempt_once(
         tx,
         chunk_timeout: timeout,
         label,
+        usage: stream_usage.clone(),
     };
     actix_web::rt::spawn(pump.run(pending));
     Ok(Answer {
@@ -390,6 +415,7 @@ async fn attempt_once(
         upstream_headers: forwarded,
         upstream_duration: started.elapsed(),
         usage: None,
+        stream_usage: Some(stream_usage),
     })
 }
 
@@ -448,6 +474,7 @@ fn mock_answer(outcome: MockOutcome, reservation: &Reservation) -> Result<Answer
         upstream_headers: Vec::new(),
         upstream_duration: Duration::ZERO,
         usage,
+        stream_usage: None,
     };
     let frames = |chunks: Vec<Bytes>, last: Vec<Bytes>| {
         let (tx, rx) = mpsc::channel(chunks.len() + last.len() + 1);
@@ -508,6 +535,7 @@ struct Pump {
     tx: mpsc::Sender<Bytes>,
     chunk_timeout: Duration,
     label: String,
+    usage: StreamUsage,
 }
 
 enum PumpStep {
@@ -561,6 +589,7 @@ impl Pump {
             PumpStep::Finished => {
                 self.reservation
                     .succeed(usage.prompt_tokens, usage.completion_tokens);
+                self.usage.set(usage);
                 let _ = self.tx.send(Bytes::from_static(DONE_FRAME)).await;
                 drop(self.tx);
                 // Read the upstream's tail so its keep-alive connection goes back to the pool.
