@@ -46,7 +46,8 @@ for case in spec:
     check(f"{model} finish_reason", choice.finish_reason == case["finish"], choice)
     check(f"{model} usage", r.usage is not None and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens, r.usage)
 
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
+    # `n=1` (LangChain's old default) and `user` pass for every provider, as in LiteLLM.
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=messages, n=1, user="user-1")
     check(f"{model} x-litellm-model-group", raw.headers.get("x-litellm-model-group") == model, dict(raw.headers))
 
     stream = client.chat.completions.create(

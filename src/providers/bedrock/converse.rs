@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::eventstream::{stream_exception, usage_json, ChunkWriter, Frame, FrameReader};
-use super::{base_model, LABEL};
+use super::{base_model, ignored_param, LABEL};
 use crate::providers::params::OPENAI_PARAMS;
 use crate::providers::{
     PreparedRequest, ProviderError, StreamContext, StreamDecoder, StreamEvent, Usage,
@@ -29,7 +29,7 @@ pub(super) fn request_body(
     let mut unsupported = Vec::new();
 
     for (key, value) in &request.body {
-        if value.is_null() || CONSUMED.contains(&key.as_str()) {
+        if value.is_null() || CONSUMED.contains(&key.as_str()) || ignored_param(key, value) {
             continue;
         }
         match key.as_str() {

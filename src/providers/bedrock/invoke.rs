@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::eventstream::{stream_exception, usage_json, ChunkWriter, Frame, FrameReader};
-use super::LABEL;
+use super::{ignored_param, LABEL};
 use crate::providers::params::OPENAI_PARAMS;
 use crate::providers::{
     PreparedRequest, ProviderError, StreamContext, StreamDecoder, StreamEvent, UpstreamResponse,
@@ -121,10 +121,12 @@ pub(super) fn cohere_chat_body(
     );
     let mut unsupported = Vec::new();
     for (key, value) in &request.body {
+        // Cohere takes `n` (num_generations); `user` it has no place for, and LiteLLM lets
+        // that through unsent for every provider.
         if value.is_null()
             || matches!(
                 key.as_str(),
-                "model" | "messages" | "stream" | "stream_options"
+                "model" | "messages" | "stream" | "stream_options" | "user"
             )
         {
             continue;
@@ -409,7 +411,10 @@ pub(super) fn embed_body(
         }
     }
     for (key, value) in &request.body {
-        if value.is_null() || matches!(key.as_str(), "model" | "input" | "input_type") {
+        if value.is_null()
+            || matches!(key.as_str(), "model" | "input" | "input_type")
+            || ignored_param(key, value)
+        {
             continue;
         }
         match (model, key.as_str()) {

@@ -116,6 +116,12 @@ fn route_for(model: &str) -> Result<(Route, &str), ProviderError> {
     Ok((invoke_route(model).unwrap_or(Route::Converse), model))
 }
 
+/// OpenAI params LiteLLM lets through for every provider without sending them: `user`, and
+/// `n: 1` (LangChain sends it by default). Neither is refused without `drop_params`.
+fn ignored_param(key: &str, value: &Value) -> bool {
+    key == "user" || (key == "n" && value.as_u64() == Some(1))
+}
+
 fn string_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     params
         .get(key)

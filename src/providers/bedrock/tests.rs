@@ -513,6 +513,54 @@ fn converse_body_maps_openai_messages_params_and_tools() {
 }
 
 #[test]
+fn user_and_n_1_pass_unsent_as_in_litellm() {
+    let neutral = |body: Value| chat_request(body);
+    let a = adapter("anthropic.claude-3-haiku-20240307-v1:0", json!({}));
+    let req = a
+        .build_request(
+            Endpoint::ChatCompletions,
+            &neutral(
+                json!({"messages": [{"role": "user", "content": "hi"}], "n": 1, "user": "u-1"}),
+            ),
+            &ctx(false),
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{}}"#
+    );
+    let e = a
+        .build_request(
+            Endpoint::ChatCompletions,
+            &neutral(json!({"messages": [{"role": "user", "content": "hi"}], "n": 2})),
+            &ctx(false),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("['n']"), "{}", e.message);
+    let a = adapter("cohere.command-r-v1:0", json!({}));
+    let req = a
+        .build_request(
+            Endpoint::ChatCompletions,
+            &neutral(json!({"messages": [{"role": "user", "content": "hi"}], "user": "u-1"})),
+            &ctx(false),
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        r#"{"message":"hi","chat_history":[]}"#
+    );
+    let a = adapter("amazon.titan-embed-text-v1", json!({}));
+    let req = a
+        .build_request(
+            Endpoint::Embeddings,
+            &neutral(json!({"input": "hi", "user": "u-1"})),
+            &ctx(false),
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&req.body), r#"{"inputText":"hi"}"#);
+}
+
+#[test]
 fn converse_unsupported_params_are_refused_or_dropped() {
     let a = adapter("anthropic.claude-3-haiku-20240307-v1:0", json!({}));
     let request = chat_request(json!({
