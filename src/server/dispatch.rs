@@ -434,6 +434,8 @@ fn provider_label(name: &str) -> String {
     match name {
         "openai" => "OpenAI".to_string(),
         "azure" => "Azure".to_string(),
+        // The adapters word their own errors `OllamaException` for both routes.
+        "ollama_chat" => "Ollama".to_string(),
         other => {
             let mut c = other.chars();
             c.next()
@@ -682,5 +684,7 @@ mod tests {
         assert_eq!(&sse_frame(b"{}")[..], b"data: {}\n\n");
         assert_eq!(provider_label("hosted_vllm"), "Hosted_vllm");
         assert_eq!(provider_label("openai"), "OpenAI");
+        assert_eq!(provider_label("ollama_chat"), "Ollama");
+        assert_eq!(provider_label("bedrock"), "Bedrock");
     }
 }
