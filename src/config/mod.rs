@@ -23,7 +23,7 @@ mod deployment;
 mod env;
 mod error;
 mod lenient;
-mod pyrepr;
+pub(crate) mod pyrepr;
 mod raw;
 mod secret;
 mod settings;

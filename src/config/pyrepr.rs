@@ -172,6 +172,13 @@ fn py_printable(c: char) -> bool {
             | '\u{e000}'..='\u{f8ff}'))
 }
 
+/// Python's `json.dumps(value)` with its defaults, as a new string.
+pub(crate) fn python_json(value: &Value) -> String {
+    let mut out = String::new();
+    json_dumps(value, &mut out);
+    out
+}
+
 /// Python's `json.dumps(value)` with its defaults: `", "` and `": "` separators, ASCII-only
 /// output, floats as `repr`.
 pub(crate) fn json_dumps(value: &Value, out: &mut String) {

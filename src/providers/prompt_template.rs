@@ -5,6 +5,7 @@
 //! Used by `ollama/` (`/api/generate`) and by `huggingface/` when a deployment sets a template
 //! (TGI `/generate`).
 
+use crate::config::pyrepr::python_json;
 use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
 
@@ -333,68 +334,6 @@ fn tool_call_line(call: &Value) -> String {
     python_json(&Value::Object(obj))
 }
 
-/// JSON as Python's `json.dumps` writes it by default: `", "` and `": "` separators, non-ASCII
-/// escaped as `\uXXXX`.
-pub fn python_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_python_json(value, &mut out);
-    out
-}
-
-fn write_python_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_python_str(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_python_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_python_str(k, out);
-                out.push_str(": ");
-                write_python_json(v, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_python_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,15 +487,6 @@ mod tests {
                 .unwrap()
                 .prompt,
             "### System:\nd\n\n"
-        );
-    }
-
-    #[test]
-    fn python_json_matches_json_dumps() {
-        let v = json!({"a": [1, 2.5, null, true], "b": "é😀\"\n"});
-        assert_eq!(
-            python_json(&v),
-            "{\"a\": [1, 2.5, null, true], \"b\": \"\\u00e9\\ud83d\\ude00\\\"\\n\"}"
         );
     }
 }
