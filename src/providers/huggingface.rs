@@ -855,35 +855,7 @@ mod tests {
         std::str::from_utf8(b).unwrap()
     }
 
-    fn decode(
-        a: &HuggingFaceAdapter,
-        endpoint: Endpoint,
-        ctx: &StreamContext,
-        input: &[u8],
-    ) -> Vec<StreamEvent> {
-        let mut whole = Vec::new();
-        let mut d = a.stream_decoder(endpoint, ctx);
-        d.feed(input, &mut whole);
-        d.finish(&mut whole);
-        let mut bytewise = Vec::new();
-        let mut d = a.stream_decoder(endpoint, ctx);
-        for b in input {
-            d.feed(std::slice::from_ref(b), &mut bytewise);
-        }
-        d.finish(&mut bytewise);
-        assert_eq!(whole, bytewise);
-        whole
-    }
-
-    fn chunks(events: &[StreamEvent]) -> Vec<String> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                StreamEvent::Chunk(b) => Some(text(b).to_string()),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::providers::testing::{chunks, decode};
 
     #[test]
     fn urls_follow_litellm() {

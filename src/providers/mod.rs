@@ -23,6 +23,8 @@ pub mod openai;
 pub mod params;
 pub mod prompt_template;
 pub mod sse;
+#[cfg(test)]
+mod testing;
 
 pub use error::ProviderError;
 

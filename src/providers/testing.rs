@@ -1,0 +1,35 @@
+//! Helpers shared by the adapters' golden-fixture tests.
+
+use super::{Endpoint, ProviderAdapter, StreamContext, StreamEvent};
+
+/// Feeds `input` whole and one byte at a time; both must give the same events.
+pub(crate) fn decode(
+    adapter: &dyn ProviderAdapter,
+    endpoint: Endpoint,
+    ctx: &StreamContext,
+    input: &[u8],
+) -> Vec<StreamEvent> {
+    let mut whole = Vec::new();
+    let mut d = adapter.stream_decoder(endpoint, ctx);
+    d.feed(input, &mut whole);
+    d.finish(&mut whole);
+    let mut bytewise = Vec::new();
+    let mut d = adapter.stream_decoder(endpoint, ctx);
+    for b in input {
+        d.feed(std::slice::from_ref(b), &mut bytewise);
+    }
+    d.finish(&mut bytewise);
+    assert_eq!(whole, bytewise);
+    whole
+}
+
+/// The chunk JSONs among `events`, as text.
+pub(crate) fn chunks(events: &[StreamEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Chunk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
