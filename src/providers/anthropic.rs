@@ -520,7 +520,7 @@ fn translate_request<'a>(
     request: &'a PreparedRequest,
     drop_params: bool,
 ) -> Result<MessagesBody<'a>, ProviderError> {
-    let body = &request.body;
+    let body = request.body();
     let get = |key: &str| body.get(key).filter(|v| !v.is_null());
     if !drop_params {
         let refused: Vec<String> = body

@@ -8,8 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::openai::{
-    body_with_model, merge_headers, non_empty, param_str, passthrough, upstream_error,
-    validate_base, OpenAiStream,
+    merge_headers, non_empty, param_str, passthrough, upstream_error, validate_base, OpenAiStream,
 };
 use super::{
     Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError, RequestContext,
@@ -129,7 +128,7 @@ impl ProviderAdapter for AzureAdapter {
                 self.api_version
             ),
             headers,
-            body: body_with_model(&request.body, &self.deployment)?,
+            body: request.json_with_model(&self.deployment),
         })
     }
 
@@ -190,7 +189,13 @@ mod tests {
     }
 
     fn request(body: &str) -> PreparedRequest {
-        prepare(serde_json::from_str(body).unwrap(), &Map::new())
+        prepare(
+            std::sync::Arc::new(
+                crate::providers::RequestBody::parse(Bytes::copy_from_slice(body.as_bytes()))
+                    .unwrap(),
+            ),
+            &Map::new(),
+        )
     }
 
     fn ctx() -> RequestContext {

@@ -17,9 +17,7 @@ use super::ollama::{
     completion_response, embedding_list, error_text, finish_reason, is_openai_param,
     openai_params_in_order, shape_of, Answer, ChunkWriter, Shape,
 };
-use super::openai::{
-    body_with_model, merge_headers, passthrough, upstream_error, OpenAiStream, Secret,
-};
+use super::openai::{merge_headers, passthrough, upstream_error, OpenAiStream, Secret};
 use super::prompt_template::{content_text, PromptTemplate};
 use super::sse::SseSplitter;
 use super::{
@@ -196,10 +194,10 @@ impl HuggingFaceAdapter {
         endpoint: Endpoint,
         request: &PreparedRequest,
     ) -> Result<Bytes, ProviderError> {
-        let body = &request.body;
         if endpoint != Endpoint::Completions {
-            return body_with_model(body, &self.model);
+            return Ok(request.json_with_model(&self.model));
         }
+        let body = request.body();
         let prompt = completion_prompt(body)?;
         let mut out = Map::new();
         out.insert("model".into(), Value::String(self.model.clone()));
@@ -221,7 +219,7 @@ impl HuggingFaceAdapter {
     }
 
     fn embed_body(&self, request: &PreparedRequest) -> Result<Vec<u8>, ProviderError> {
-        let inputs = match request.body.get("input") {
+        let inputs = match request.body().get("input") {
             Some(Value::String(s)) => json!([s]),
             Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
                 Value::Array(items.clone())
@@ -230,7 +228,7 @@ impl HuggingFaceAdapter {
         };
         let mut out = Map::new();
         out.insert("inputs".into(), inputs);
-        for (k, v) in &request.body {
+        for (k, v) in request.body() {
             match k.as_str() {
                 "model" | "input" | "user" | "encoding_format" => {}
                 _ if v.is_null() => {}
@@ -254,7 +252,7 @@ impl HuggingFaceAdapter {
         request: &PreparedRequest,
         ctx: &RequestContext,
     ) -> Result<Vec<u8>, ProviderError> {
-        let body = &request.body;
+        let body = request.body();
         let prompt = match endpoint {
             Endpoint::Completions => completion_prompt(body)?,
             _ => match body.get("messages") {

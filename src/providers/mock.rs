@@ -85,7 +85,7 @@ pub fn respond(
         created,
         model: reported,
         choices: request
-            .body
+            .body()
             .get("n")
             .and_then(Value::as_u64)
             .unwrap_or(1)
@@ -431,12 +431,12 @@ fn embedding(mock: &Value, model: &str, request: &PreparedRequest) -> MockOutcom
         .as_array()
         .filter(|values| !values.is_empty() && values.iter().all(Value::is_number));
     let dimensions = request
-        .body
+        .body()
         .get("dimensions")
         .and_then(Value::as_u64)
         .unwrap_or(8)
         .clamp(1, 4096);
-    let data: Vec<Value> = embedding_inputs(request.body.get("input"))
+    let data: Vec<Value> = embedding_inputs(request.body().get("input"))
         .iter()
         .enumerate()
         .map(|(i, input)| {

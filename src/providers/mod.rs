@@ -5,7 +5,7 @@
 //! An adapter is built once per deployment at start-up (or per wildcard model on first use) from
 //! the deployment's `litellm_params`, and is shared by every worker.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod body;
 pub mod error;
 pub mod huggingface;
 pub mod mock;
@@ -26,6 +27,7 @@ pub mod sse;
 #[cfg(test)]
 mod testing;
 
+pub use body::RequestBody;
 pub use error::ProviderError;
 
 /// The OpenAI endpoint a client called.
@@ -48,16 +50,107 @@ impl Endpoint {
 }
 
 /// A client request after the proxy's own work: deployment defaults merged in (request values
-/// win), LiteLLM-internal fields removed. `body` still holds `model` as the client sent it; the
+/// win), LiteLLM-internal fields removed. The body still holds `model` as the client sent it; the
 /// adapter rewrites or removes it as its wire format needs.
+///
+/// The client's fields stay the bytes the client sent until an adapter asks for [`body`]
+/// (translating adapters do, once); OpenAI-shaped upstreams get [`json_with_model`], which copies
+/// those bytes field by field and parses none of them.
+///
+/// [`body`]: PreparedRequest::body
+/// [`json_with_model`]: PreparedRequest::json_with_model
 #[derive(Clone, Debug)]
 pub struct PreparedRequest {
-    pub body: Map<String, Value>,
+    client: Arc<RequestBody>,
+    /// Sent after the client's fields: deployment defaults for the OpenAI params the client left
+    /// out, then `extra_body` keys nothing else set.
+    appended: Vec<(String, Value)>,
+    tree: OnceLock<Map<String, Value>>,
     pub stream: bool,
     /// `stream_options.include_usage` was set by the client.
     pub include_usage: bool,
     /// Extra upstream headers: the deployment's `extra_headers`, replaced by the request's.
     pub extra_headers: Vec<(String, String)>,
+}
+
+impl PreparedRequest {
+    pub(crate) fn new(
+        client: Arc<RequestBody>,
+        appended: Vec<(String, Value)>,
+        stream: bool,
+        include_usage: bool,
+        extra_headers: Vec<(String, String)>,
+    ) -> PreparedRequest {
+        PreparedRequest {
+            client,
+            appended,
+            tree: OnceLock::new(),
+            stream,
+            include_usage,
+            extra_headers,
+        }
+    }
+
+    /// The body as a JSON object, parsed on first use.
+    pub fn body(&self) -> &Map<String, Value> {
+        self.tree.get_or_init(|| {
+            let mut map = Map::new();
+            for (key, raw) in self.forwarded() {
+                if let Ok(v) = serde_json::from_str(raw) {
+                    map.insert(key.to_string(), v);
+                }
+            }
+            for (key, v) in &self.appended {
+                map.insert(key.clone(), v.clone());
+            }
+            map
+        })
+    }
+
+    /// The body as JSON with `model` set to `model` (first when the client sent none): the
+    /// client's own bytes for every other field it sent, then the appended ones.
+    pub fn json_with_model(&self, model: &str) -> Bytes {
+        let mut out = Vec::with_capacity(self.client.byte_len() + 64);
+        out.push(b'{');
+        let mut first = true;
+        let mut put_key = |out: &mut Vec<u8>, key: &str| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_json(out, key);
+            out.push(b':');
+        };
+        if !self.client.contains("model") {
+            put_key(&mut out, "model");
+            write_json(&mut out, model);
+        }
+        for (key, raw) in self.forwarded() {
+            put_key(&mut out, key);
+            if key == "model" {
+                write_json(&mut out, model);
+            } else {
+                out.extend_from_slice(raw.as_bytes());
+            }
+        }
+        for (key, v) in &self.appended {
+            put_key(&mut out, key);
+            write_json(&mut out, v);
+        }
+        out.push(b'}');
+        Bytes::from(out)
+    }
+
+    /// The client's fields that go upstream, as raw JSON.
+    fn forwarded(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.client
+            .fields()
+            .filter(|(key, _)| !params::is_control_field(key))
+    }
+}
+
+/// Serialise into a buffer; a `Vec` sink cannot fail for these types.
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// Per-call facts an adapter may need that are not part of the request.

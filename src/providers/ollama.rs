@@ -340,7 +340,7 @@ impl OllamaAdapter {
         request: &PreparedRequest,
         m: &Mapped,
     ) -> Result<serde_json::Result<Vec<u8>>, ProviderError> {
-        let body = &request.body;
+        let body = request.body();
         let (prompt, images) = match endpoint {
             Endpoint::Completions => (completion_prompt(body)?, Vec::new()),
             _ => {
@@ -372,7 +372,7 @@ impl OllamaAdapter {
         request: &PreparedRequest,
         m: &Mapped,
     ) -> Result<serde_json::Result<Vec<u8>>, ProviderError> {
-        let body = &request.body;
+        let body = request.body();
         let wire_messages = match endpoint {
             Endpoint::Completions => {
                 let mut msg = Map::new();
@@ -401,7 +401,7 @@ impl OllamaAdapter {
         &self,
         request: &PreparedRequest,
     ) -> Result<serde_json::Result<Vec<u8>>, ProviderError> {
-        let input = match request.body.get("input") {
+        let input = match request.body().get("input") {
             Some(Value::String(s)) => vec![Value::String(s.clone())],
             Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
             other => {
@@ -415,7 +415,7 @@ impl OllamaAdapter {
         out.insert("model".into(), Value::String(self.model.clone()));
         out.insert("input".into(), Value::Array(input));
         let mut options = Map::new();
-        for (key, value) in &request.body {
+        for (key, value) in request.body() {
             match key.as_str() {
                 "model" | "input" | "user" | "encoding_format" => {}
                 _ if value.is_null() => {}
@@ -601,7 +601,7 @@ impl ProviderAdapter for OllamaAdapter {
         let (url, body) = match endpoint {
             Endpoint::Embeddings => (self.url("api/embed"), self.embed_body(request)?),
             _ => {
-                let m = self.map_params(&request.body, ctx)?;
+                let m = self.map_params(request.body(), ctx)?;
                 match self.route {
                     OllamaRoute::Generate => (
                         self.url("api/generate"),

@@ -10,7 +10,6 @@ use std::fmt;
 
 use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer as _};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -193,7 +192,7 @@ impl ProviderAdapter for OpenAiAdapter {
             method: "POST",
             url: format!("{base}{}", endpoint.route()),
             headers,
-            body: body_with_model(&request.body, &self.model)?,
+            body: request.json_with_model(&self.model),
         })
     }
 
@@ -249,35 +248,6 @@ pub(crate) fn merge_headers(headers: &mut Vec<(String, String)>, extra: &[(Strin
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         headers.push((name.to_ascii_lowercase(), value.clone()));
     }
-}
-
-/// The client's body serialised in its own field order, with `model` replaced (or put first when
-/// the body has none). Values are written straight from the parsed body, without a copy of it.
-pub(crate) fn body_with_model(
-    body: &Map<String, Value>,
-    model: &str,
-) -> Result<Bytes, ProviderError> {
-    let mut out = Vec::with_capacity(512);
-    let mut ser = serde_json::Serializer::new(&mut out);
-    let written = (|| {
-        let has_model = body.contains_key("model");
-        let mut map = ser.serialize_map(Some(body.len() + usize::from(!has_model)))?;
-        if !has_model {
-            map.serialize_entry("model", model)?;
-        }
-        for (k, v) in body {
-            if k == "model" {
-                map.serialize_entry(k, model)?;
-            } else {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
-    })();
-    written.map_err(|e| {
-        ProviderError::invalid_config(format!("the request body could not be serialised: {e}"))
-    })?;
-    Ok(Bytes::from(out))
 }
 
 /// Token counts as OpenAI reports them; absent or null counts are zero.
@@ -788,7 +758,13 @@ mod tests {
     }
 
     fn request(body: &str) -> PreparedRequest {
-        prepare(serde_json::from_str(body).unwrap(), &Map::new())
+        prepare(
+            std::sync::Arc::new(
+                crate::providers::RequestBody::parse(Bytes::copy_from_slice(body.as_bytes()))
+                    .unwrap(),
+            ),
+            &Map::new(),
+        )
     }
 
     fn ctx() -> RequestContext {
@@ -890,15 +866,6 @@ mod tests {
             br#"{"model":"gpt-4o","messages":[],"max_tokens":20}"#
         );
         assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
-    }
-
-    #[test]
-    fn a_body_without_model_gets_one_first() {
-        let body = obj(json!({"input": "hi"}));
-        assert_eq!(
-            &body_with_model(&body, "m").unwrap()[..],
-            br#"{"model":"m","input":"hi"}"#
-        );
     }
 
     #[test]

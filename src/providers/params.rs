@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::body::IntoBody;
 use super::PreparedRequest;
 
 /// OpenAI request parameters a deployment may set in `litellm_params` as defaults. A request
@@ -90,38 +91,39 @@ pub fn is_control_field(key: &str) -> bool {
 /// The body an adapter translates: the client's fields in their order, deployment defaults
 /// appended for the OpenAI params the client left out, `extra_body` merged in, control fields
 /// removed. `extra_headers` come from the request if it has them, else from the deployment.
-pub fn prepare(mut body: Map<String, Value>, deployment: &Map<String, Value>) -> PreparedRequest {
-    for key in OPENAI_PARAMS {
-        if !body.contains_key(*key) {
-            if let Some(v) = deployment.get(*key).filter(|v| !v.is_null()) {
-                body.insert((*key).to_string(), v.clone());
-            }
-        }
-    }
-    let extra_headers = body
-        .get("extra_headers")
+pub fn prepare(body: impl IntoBody, deployment: &Map<String, Value>) -> PreparedRequest {
+    let client = body.into_body();
+    let mut appended: Vec<(String, Value)> = OPENAI_PARAMS
+        .iter()
+        .filter(|key| !client.contains(key))
+        .filter_map(|key| {
+            deployment
+                .get(*key)
+                .filter(|v| !v.is_null())
+                .map(|v| ((*key).to_string(), v.clone()))
+        })
+        .collect();
+    let extra_headers = client
+        .value("extra_headers")
+        .as_ref()
         .or_else(|| deployment.get("extra_headers"))
         .map(header_pairs)
         .unwrap_or_default();
-    if let Some(Value::Object(extra)) = body.get("extra_body").cloned() {
+    if let Some(Value::Object(extra)) = client.value("extra_body") {
         for (k, v) in extra {
-            body.entry(k).or_insert(v);
+            let taken = client.contains(&k) || appended.iter().any(|(a, _)| *a == k);
+            if !taken && !is_control_field(&k) {
+                appended.push((k, v));
+            }
         }
     }
-    body.retain(|k, _| !is_control_field(k));
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = matches!(client.get::<bool>("stream"), Some(Ok(true)));
     let include_usage = stream
-        && body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+        && client
+            .value("stream_options")
+            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
             .unwrap_or(false);
-    PreparedRequest {
-        body,
-        stream,
-        include_usage,
-        extra_headers,
-    }
+    PreparedRequest::new(client, appended, stream, include_usage, extra_headers)
 }
 
 fn header_pairs(v: &Value) -> Vec<(String, String)> {
@@ -161,7 +163,7 @@ mod tests {
         );
         let p = prepare(body, &dep);
         assert_eq!(
-            Value::Object(p.body),
+            Value::Object(p.body().clone()),
             json!({"model": "m", "messages": [], "temperature": 0.1, "max_tokens": 20, "seed": 7})
         );
     }
@@ -175,9 +177,26 @@ mod tests {
         }));
         let p = prepare(body, &Map::new());
         assert_eq!(
-            Value::Object(p.body),
+            Value::Object(p.body().clone()),
             json!({"model": "m", "messages": [], "my_vendor_flag": true, "top_k": 5})
         );
+    }
+
+    #[test]
+    fn openai_bodies_keep_the_clients_bytes() {
+        let client = bytes::Bytes::from_static(
+            br#"{"messages": [ {"role":"user", "content":"1e2 \u00e9"} ],"model":"m","n":1e2,"metadata":{"x":1}}"#,
+        );
+        let body = std::sync::Arc::new(crate::providers::RequestBody::parse(client).unwrap());
+        let dep = obj(json!({"temperature": 0.5}));
+        let p = prepare(body, &dep);
+        assert_eq!(
+            &p.json_with_model("up")[..],
+            &br#"{"messages":[ {"role":"user", "content":"1e2 \u00e9"} ],"model":"up","n":1e2,"temperature":0.5}"#[..]
+        );
+        assert_eq!(p.body()["n"], json!(100.0));
+        let p = prepare(obj(json!({"input": "x"})), &Map::new());
+        assert_eq!(&p.json_with_model("e")[..], br#"{"model":"e","input":"x"}"#);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use awc::Client;
 use bytes::Bytes;
 use futures_util::future::{select, Either};
 use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
-use serde_json::{Map, Value};
+
 use tokio::sync::mpsc;
 
 use super::error::ProxyError;
@@ -20,8 +20,8 @@ use super::state::Shared;
 use super::upstream;
 use crate::providers::mock::{self, MockOutcome};
 use crate::providers::{
-    params, Endpoint, ProviderError, RequestContext, StreamContext, StreamDecoder, StreamEvent,
-    UpstreamResponse, Usage,
+    params, Endpoint, ProviderError, RequestBody, RequestContext, StreamContext, StreamDecoder,
+    StreamEvent, UpstreamResponse, Usage,
 };
 
 /// How many SSE frames may wait for a slow client before the upstream read pauses.
@@ -35,7 +35,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Dispatch {
     pub endpoint: Endpoint,
     pub model: String,
-    pub body: Map<String, Value>,
+    pub body: Arc<RequestBody>,
     pub stream: bool,
     pub overrides: Overrides,
     pub call_id: String,
@@ -239,26 +239,14 @@ async fn dispatch(
     }
 }
 
-/// Rough prompt size for tpm checks before the upstream has counted: four characters a token.
-fn estimate_input_tokens(body: &Map<String, Value>) -> u64 {
-    fn chars(v: &Value) -> usize {
-        match v {
-            Value::String(s) => s.len(),
-            Value::Array(items) => items.iter().map(chars).sum(),
-            Value::Object(m) => m
-                .get("content")
-                .or_else(|| m.get("text"))
-                .map(chars)
-                .unwrap_or(0),
-            _ => 0,
-        }
-    }
-    let total: usize = ["messages", "prompt", "input"]
+/// Rough prompt size for tpm checks before the upstream has counted: four bytes of the prompt's
+/// JSON a token (the JSON is not parsed for this).
+fn estimate_input_tokens(body: &RequestBody) -> u64 {
+    let bytes: usize = ["messages", "prompt", "input"]
         .iter()
-        .filter_map(|k| body.get(*k))
-        .map(chars)
+        .map(|k| body.raw_len(k))
         .sum();
-    (total as u64).div_ceil(4)
+    (bytes as u64).div_ceil(4)
 }
 
 fn unix_now() -> u64 {
@@ -296,8 +284,8 @@ async fn attempt_once(
     };
     let mock = request
         .body
-        .get("mock_response")
-        .or_else(|| params.get("mock_response"))
+        .value("mock_response")
+        .or_else(|| params.get("mock_response").cloned())
         .filter(|v| !v.is_null());
     let mut prepared = params::prepare(request.body.clone(), params);
     let stream_ctx = StreamContext {
@@ -308,7 +296,7 @@ async fn attempt_once(
         return mock_answer(
             mock::respond(
                 request.endpoint,
-                mock,
+                &mock,
                 model_for_upstream,
                 &prepared,
                 &stream_ctx.id,
@@ -642,15 +630,14 @@ impl Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn input_tokens_are_estimated_from_message_text() {
-        let body = json!({"messages": [{"role": "user", "content": "12345678"}, {"role": "user", "content": [{"type": "text", "text": "abcd"}]}]});
-        let Value::Object(map) = body else {
-            unreachable!()
-        };
-        assert_eq!(estimate_input_tokens(&map), 3);
+    fn input_tokens_are_estimated_from_the_prompt_bytes() {
+        let body = RequestBody::parse(Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"12345678"}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(estimate_input_tokens(&body), 10);
     }
 
     #[test]

@@ -37,7 +37,8 @@ use actix_web::{
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 pub mod auth;
@@ -50,7 +51,7 @@ use dispatch::{Body, CallMeta, Dispatch, Dispatched, HttpActor, Overrides};
 use error::ProxyError;
 pub use state::{Shared, StartError};
 
-use crate::providers::Endpoint;
+use crate::providers::{Endpoint, RequestBody};
 
 /// `created` LiteLLM reports for every model in `/v1/models`.
 const MODEL_CREATED_AT: u64 = 1_677_610_602;
@@ -207,7 +208,7 @@ async fn llm_call(
     let prepared = async {
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
-        parse_request(endpoint, &body, req, &meta.call_id)
+        parse_request(endpoint, body, req, &meta.call_id)
     }
     .await;
     let msg = match prepared {
@@ -375,24 +376,27 @@ async fn read_body(
     Ok(body.freeze())
 }
 
-/// Parse and check the body; every field is kept for the upstream.
+/// Parse and check the body; every field is kept for the upstream. Only the top level is read,
+/// and only the fields the proxy needs are parsed (`messages` is checked for shape, not copied).
 fn parse_request(
     endpoint: Endpoint,
-    body: &[u8],
+    body: Bytes,
     req: &HttpRequest,
     call_id: &str,
 ) -> Result<Dispatch, ProxyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ProxyError::InvalidRequest {
-        message: format!("Invalid JSON in the request body: {e}"),
-        param: None,
+    let body = RequestBody::parse(body).map_err(|e| {
+        let message = if e.classify() == serde_json::error::Category::Data {
+            "The request body must be a JSON object".to_string()
+        } else {
+            format!("Invalid JSON in the request body: {e}")
+        };
+        ProxyError::InvalidRequest {
+            message,
+            param: None,
+        }
     })?;
-    let Value::Object(body) = value else {
-        return Err(ProxyError::invalid(
-            "The request body must be a JSON object",
-        ));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+    let model = match body.value("model") {
+        Some(Value::String(m)) if !m.is_empty() => m,
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(field_error(
                 "model",
@@ -406,12 +410,12 @@ fn parse_request(
         Endpoint::Completions => ("prompt", "a string or a list"),
         Endpoint::Embeddings => ("input", "a string or a list"),
     };
-    let ok = match (endpoint, body.get(field)) {
-        (Endpoint::ChatCompletions, Some(Value::Array(m))) => {
-            !m.is_empty() && m.iter().all(Value::is_object)
-        }
-        (_, Some(Value::String(_) | Value::Array(_))) => endpoint != Endpoint::ChatCompletions,
-        _ => false,
+    let raw = body.raw(field).unwrap_or_default();
+    let ok = match endpoint {
+        Endpoint::ChatCompletions => serde_json::from_str::<Vec<&RawValue>>(raw)
+            .map(|m| !m.is_empty() && m.iter().all(|v| v.get().starts_with('{')))
+            .unwrap_or(false),
+        _ => raw.starts_with('"') || raw.starts_with('['),
     };
     if !ok {
         return Err(field_error(
@@ -419,9 +423,9 @@ fn parse_request(
             &format!("`{field}` is required and must be {kind}"),
         ));
     }
-    let stream = match body.get("stream") {
+    let stream = match body.value("stream") {
         None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(_) => return Err(field_error("stream", "`stream` must be a boolean")),
     };
     if stream && endpoint == Endpoint::Embeddings {
@@ -431,7 +435,7 @@ fn parse_request(
     Ok(Dispatch {
         endpoint,
         model,
-        body,
+        body: Arc::new(body),
         stream,
         overrides,
         call_id: call_id.to_string(),
@@ -447,7 +451,7 @@ fn field_error(param: &str, message: &str) -> ProxyError {
 
 /// Per-request routing settings from the body (LiteLLM's control fields) and from
 /// `x-litellm-*` request headers.
-fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, ProxyError> {
+fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let seconds = |field: &str, v: Option<&Value>| -> Result<Option<Duration>, ProxyError> {
         match v {
@@ -468,9 +472,9 @@ fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, 
         }
     };
     let header_value = |name: &str| header(name).map(|v| Value::String(v.to_string()));
-    let timeout = match seconds("timeout", body.get("timeout"))? {
+    let timeout = match seconds("timeout", body.value("timeout").as_ref())? {
         Some(t) => Some(t),
-        None => match seconds("request_timeout", body.get("request_timeout"))? {
+        None => match seconds("request_timeout", body.value("request_timeout").as_ref())? {
             Some(t) => Some(t),
             None => seconds(
                 "x-litellm-timeout",
@@ -478,14 +482,14 @@ fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, 
             )?,
         },
     };
-    let stream_timeout = match seconds("stream_timeout", body.get("stream_timeout"))? {
+    let stream_timeout = match seconds("stream_timeout", body.value("stream_timeout").as_ref())? {
         Some(t) => Some(t),
         None => seconds(
             "x-litellm-stream-timeout",
             header_value("x-litellm-stream-timeout").as_ref(),
         )?,
     };
-    let num_retries = match body.get("num_retries") {
+    let num_retries = match body.value("num_retries") {
         None | Some(Value::Null) => {
             header("x-litellm-num-retries").and_then(|v| v.trim().parse().ok())
         }
@@ -500,7 +504,7 @@ fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, 
                 })?,
         ),
     };
-    let fallbacks = match body.get("fallbacks") {
+    let fallbacks = match body.value("fallbacks") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(
             items
@@ -532,10 +536,10 @@ fn overrides(body: &Map<String, Value>, req: &HttpRequest) -> Result<Overrides, 
         num_retries,
         fallbacks,
         disable_fallbacks: body
-            .get("disable_fallbacks")
-            .and_then(Value::as_bool)
+            .value("disable_fallbacks")
+            .and_then(|v| v.as_bool())
             .unwrap_or(false),
-        drop_params: body.get("drop_params").and_then(Value::as_bool),
+        drop_params: body.value("drop_params").and_then(|v| v.as_bool()),
     })
 }
 
@@ -630,7 +634,12 @@ mod tests {
 
     fn parse(endpoint: Endpoint, body: &str) -> Result<Dispatch, ProxyError> {
         let req = TestRequest::default().to_http_request();
-        parse_request(endpoint, body.as_bytes(), &req, "id")
+        parse_request(
+            endpoint,
+            Bytes::copy_from_slice(body.as_bytes()),
+            &req,
+            "id",
+        )
     }
 
     #[test]
@@ -672,7 +681,7 @@ mod tests {
         )
         .unwrap();
         assert!(d.stream);
-        assert_eq!(d.body.get("zz_custom"), Some(&json!({"a": 1})));
+        assert_eq!(d.body.value("zz_custom"), Some(json!({"a": 1})));
         assert_eq!(d.overrides.num_retries, Some(1));
         assert_eq!(d.overrides.timeout, Some(Duration::from_millis(2500)));
         assert_eq!(

@@ -28,7 +28,7 @@ pub(super) fn request_body(
     let mut additional = Map::new();
     let mut unsupported = Vec::new();
 
-    for (key, value) in &request.body {
+    for (key, value) in request.body() {
         if value.is_null() || CONSUMED.contains(&key.as_str()) || ignored_param(key, value) {
             continue;
         }
@@ -64,7 +64,7 @@ pub(super) fn request_body(
     }
 
     let messages = request
-        .body
+        .body()
         .get("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)

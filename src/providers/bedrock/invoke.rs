@@ -67,7 +67,7 @@ pub(super) fn cohere_chat_body(
 ) -> Result<Vec<u8>, ProviderError> {
     let mut prompt = String::new();
     for message in request
-        .body
+        .body()
         .get("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -120,7 +120,7 @@ pub(super) fn cohere_chat_body(
         Value::String(prompt),
     );
     let mut unsupported = Vec::new();
-    for (key, value) in &request.body {
+    for (key, value) in request.body() {
         // Cohere takes `n` (num_generations); `user` it has no place for, and LiteLLM lets
         // that through unsent for every provider.
         if value.is_null()
@@ -366,7 +366,7 @@ pub(super) enum EmbedModel {
 
 /// The client's `input` as a list of strings.
 fn inputs(request: &PreparedRequest) -> Result<Vec<&str>, ProviderError> {
-    match request.body.get("input") {
+    match request.body().get("input") {
         Some(Value::String(s)) => Ok(vec![s.as_str()]),
         Some(Value::Array(items)) => items
             .iter()
@@ -403,14 +403,14 @@ pub(super) fn embed_body(
         EmbedModel::Cohere => {
             body.insert("texts".into(), json!(texts));
             let input_type = request
-                .body
+                .body()
                 .get("input_type")
                 .cloned()
                 .unwrap_or_else(|| json!("search_document"));
             body.insert("input_type".into(), input_type);
         }
     }
-    for (key, value) in &request.body {
+    for (key, value) in request.body() {
         if value.is_null()
             || matches!(key.as_str(), "model" | "input" | "input_type")
             || ignored_param(key, value)
