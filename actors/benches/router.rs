@@ -1,14 +1,18 @@
 //! The router's hot path, with its baselines measured in the same run (as pingora's
 //! `pingora-limits/benches/benchmark.rs` does):
 //!
-//! - `baseline/dashmap_get`: one `Board` read, the floor of anything the router does;
+//! - `baseline/dashmap_get`: one `DashMap` read, the cost of a shared-map lookup;
 //! - `baseline/actix_same_thread` and `baseline/actix_cross_thread`: an empty message round trip
-//!   to an actor on this thread, and to one on another Arbiter (the router's actors run on a
-//!   dedicated Arbiter, so each `Pick` pays at least one of these);
+//!   to an actor on this thread, and to one on another Arbiter (where the router's actors run:
+//!   what a pick cost while it was a message);
+//! - `baseline/actix_do_send_cross_thread`: one fire-and-forget message to an actor on another
+//!   Arbiter, the one message a request still sends (its outcome);
 //! - `execute/<strategy>/<n>`: one request through `Router::execute` with an attempt that
-//!   succeeds at once: resolve, `Pick` (ModelGroup actor) → `Reserve` (Deployment actor) →
-//!   closure → `succeed` (a `ReportOutcome` to the Deployment), for groups of 2, 10 and 100;
-//! - `pick/<n>`: `Pick` sent straight to the group's actor, the reservation reported at once;
+//!   succeeds at once: resolve, pick + reserve on this thread (strategy over the group's table
+//!   and the deployments' atomics) → closure → `succeed` (slot back, `ReportOutcome` sent to the
+//!   Deployment actor), for groups of 2, 10 and 100;
+//! - `pick/<n>`: the same pick as a `Pick` message round trip to the group's actor, the
+//!   reservation reported at once (the message path, kept for callers holding `Router::group`);
 //! - `strategy/<name>/<n>`: each strategy function alone over n candidates.
 //!
 //! After criterion's own report, a table of each result as a multiple of the baselines.
@@ -33,8 +37,8 @@ use llm_proxy_actors::strategy::{
     cost_based, latency_based, least_busy, simple_shuffle, usage_based, Candidate, PickContext,
 };
 use llm_proxy_actors::{
-    AttemptError, DeploymentSpec, DeploymentView, ErrorClass, LatencySample, Pick, RouteRequest,
-    Router, RouterSettings, Strategy, SystemClock,
+    AttemptError, DeploymentSpec, ErrorClass, LatencySample, Pick, RouteRequest, Router,
+    RouterSettings, Strategy, SystemClock,
 };
 
 const SIZES: [usize; 3] = [2, 10, 100];
@@ -123,6 +127,21 @@ fn baselines(c: &mut Criterion, sys: &SystemRunner) {
                     black_box(addr.send(Ping).await.unwrap());
                 }
                 start.elapsed()
+            })
+        })
+    });
+    g.bench_function("actix_do_send_cross_thread", |b| {
+        b.iter_custom(|iters| {
+            let addr = remote.clone();
+            sys.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    addr.do_send(Ping);
+                }
+                let elapsed = start.elapsed();
+                // Let the receiver drain before the next sample.
+                addr.send(Ping).await.unwrap();
+                elapsed
             })
         })
     });
@@ -215,31 +234,39 @@ fn strategies(c: &mut Criterion) {
     let now = Instant::now();
     let mut g = c.benchmark_group("strategy");
     for n in SIZES {
-        let views: Vec<DeploymentView> = (0..n)
+        let specs: Vec<DeploymentSpec> = (0..n)
             .map(|i| {
                 let mut spec = DeploymentSpec::new(&format!("dep-{i}"), "g", "openai/m");
                 spec.input_cost_per_token = Some(1e-6 * (1 + i % 3) as f64);
                 spec.output_cost_per_token = Some(2e-6);
-                let mut view = DeploymentView::new(Arc::new(spec), now);
-                view.in_flight = (i % 5) as u32;
-                view.tokens.add(now, (i * 100) as u64);
-                let samples: Vec<LatencySample> = (0..10)
+                spec
+            })
+            .collect();
+        let samples: Vec<Vec<LatencySample>> = (0..n)
+            .map(|i| {
+                (0..10)
                     .map(|k| LatencySample {
                         at: now,
                         seconds: 0.01 * (1 + (i + k) % 7) as f64,
                     })
-                    .collect();
-                view.latency = Arc::from(samples);
-                view
+                    .collect()
             })
             .collect();
-        let candidates: Vec<Candidate<'_>> = views
+        let candidates: Vec<Candidate<'_>> = specs
             .iter()
-            .map(|view| Candidate { view, weight: 1.0 })
+            .zip(&samples)
+            .enumerate()
+            .map(|(i, (spec, latency))| Candidate {
+                spec,
+                weight: 1.0,
+                in_flight: (i % 5) as u32,
+                tpm_used: (i * 100) as u64,
+                latency,
+                ttft: &[],
+            })
             .collect();
         let weights: Vec<f64> = candidates.iter().map(|c| c.weight).collect();
-        let specs: Vec<&DeploymentSpec> = views.iter().map(|v| v.spec.as_ref()).collect();
-        let table = simple_shuffle::WeightTable::build(&specs);
+        let table = simple_shuffle::WeightTable::build(&specs.iter().collect::<Vec<_>>());
         let context = PickContext {
             input_tokens: 250,
             stream: false,
@@ -256,7 +283,7 @@ fn strategies(c: &mut Criterion) {
             b.iter(|| least_busy::pick(black_box(&candidates), &mut rng))
         });
         g.bench_with_input(BenchmarkId::new("usage_based", n), &n, |b, _| {
-            b.iter(|| usage_based::pick(black_box(&candidates), now, &mut rng))
+            b.iter(|| usage_based::pick(black_box(&candidates), &mut rng))
         });
         g.bench_with_input(BenchmarkId::new("latency_based", n), &n, |b, _| {
             b.iter(|| {
@@ -300,6 +327,7 @@ fn ratio_table(dir: &std::path::Path) {
     let dashmap = mean_ns(dir, "baseline/dashmap_get");
     let same = mean_ns(dir, "baseline/actix_same_thread");
     let cross = mean_ns(dir, "baseline/actix_cross_thread");
+    let do_send = mean_ns(dir, "baseline/actix_do_send_cross_thread");
     let mut ids: Vec<String> = Vec::new();
     for name in ["simple-shuffle", "least-busy", "latency-based"] {
         ids.extend(SIZES.iter().map(|n| format!("execute/{name}/{n}")));
@@ -324,23 +352,25 @@ fn ratio_table(dir: &std::path::Path) {
     println!("Ratios against the baselines of this run (mean times):");
     println!();
     println!(
-        "| benchmark | mean | × DashMap get ({}) | × actix same-thread round trip ({}) | × actix cross-thread round trip ({}) |",
+        "| benchmark | mean | × DashMap get ({}) | × actix same-thread round trip ({}) | × actix cross-thread round trip ({}) | × actix cross-thread do_send ({}) |",
         fmt(dashmap),
         fmt(same),
-        fmt(cross)
+        fmt(cross),
+        fmt(do_send)
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|");
     for id in ids {
         let v = mean_ns(dir, &id);
         if v.is_none() {
             continue;
         }
         println!(
-            "| {id} | {} | {} | {} | {} |",
+            "| {id} | {} | {} | {} | {} | {} |",
             fmt(v),
             times(v, dashmap),
             times(v, same),
-            times(v, cross)
+            times(v, cross),
+            times(v, do_send)
         );
     }
 }

@@ -1,39 +1,42 @@
-//! The Deployment actor: sole owner of one deployment's mutable state (rpm/tpm windows, in-flight
-//! count, latency samples, this minute's successes and failures, cooldown). It answers
-//! [`Reserve`] and records [`ReportOutcome`] synchronously, then publishes a fresh
-//! [`DeploymentView`] to the shared board. Windows and cooldown expiry are evaluated lazily
-//! against the injected clock, so the actor needs no timers and a deployment leaves cooldown by
-//! itself when the time is up.
+//! The Deployment actor: the owner of one deployment's limits and health. It creates the
+//! deployment's shared [`Admission`] state, which request threads reserve against without a
+//! message (lock-free in-flight and rpm counters), and it alone records outcomes: each
+//! [`ReportOutcome`] feeds the tpm window, latency samples and this minute's successes and
+//! failures, decides whether a failure starts a cooldown (written to the admission state, which
+//! every picker reads), and publishes a fresh record. Windows and cooldown expiry are evaluated
+//! lazily against the reader's `now`, so the actor needs no timers and a deployment leaves
+//! cooldown by itself when the time is up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::clock::Clock;
+use crate::admission::{Admission, Record};
 use crate::cooldown::{cooldown_for, CooldownConfig, FailureFacts};
 use crate::latency::{LatencySample, LatencyWindow, TIMEOUT_PENALTY_SECS};
-use crate::reservation::{Outcome, ReportOutcome, Reservation};
+use crate::reservation::{Outcome, ReportOutcome};
 use crate::settings::DeploymentSpec;
-use crate::view::{Board, DeploymentView, Refusal};
+use crate::window::RateWindow;
 use crate::ErrorClass;
 
-/// Mailbox bound for a deployment; `Reserve` arrives through `send` from its ModelGroup.
+/// Mailbox bound for a deployment; outcomes arrive by `do_send`, which ignores it, so this only
+/// bounds [`Settle`] round trips.
 const MAILBOX_CAPACITY: usize = 1024;
 
-/// Asks a deployment for an in-flight slot. Refused when cooling down, when one more request
-/// would exceed rpm, when `input_tokens` would exceed tpm, or at `max_parallel_requests`.
+/// Answers once the actor has handled every message sent to it before this one (its mailbox is
+/// first in, first out): after reporting a failure, the router awaits it so that the cooldown
+/// the failure caused is in force before it picks again.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "Result<Reservation, Refusal>")]
-pub struct Reserve {
-    /// The caller's estimate of the prompt's tokens (checked against tpm).
-    pub input_tokens: u64,
-}
+#[rtype(result = "()")]
+pub struct Settle;
 
 /// The state machine inside the actor, kept free of actix so it is tested with a fake clock.
 #[derive(Debug)]
 pub(crate) struct DeploymentCore {
-    view: DeploymentView,
+    admission: Arc<Admission>,
+    successes: RateWindow,
+    failures: RateWindow,
     latency: LatencyWindow,
     ttft: LatencyWindow,
     group_size: usize,
@@ -49,7 +52,9 @@ impl DeploymentCore {
         now: Instant,
     ) -> DeploymentCore {
         DeploymentCore {
-            view: DeploymentView::new(spec, now),
+            admission: Arc::new(Admission::new(spec, now)),
+            successes: RateWindow::new(now),
+            failures: RateWindow::new(now),
             latency: LatencyWindow::new(latency_samples),
             ttft: LatencyWindow::new(latency_samples),
             group_size,
@@ -57,35 +62,23 @@ impl DeploymentCore {
         }
     }
 
-    pub(crate) fn view(&self) -> &DeploymentView {
-        &self.view
+    pub(crate) fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
-    /// Takes a slot if the deployment can serve `input_tokens` now.
-    pub(crate) fn reserve(&mut self, now: Instant, input_tokens: u64) -> Result<(), Refusal> {
-        if self.view.cooldown_until.is_some_and(|until| now >= until) {
-            self.view.cooldown_until = None;
-        }
-        self.view.availability(now, input_tokens)?;
-        self.view.requests.add(now, 1);
-        self.view.in_flight += 1;
-        Ok(())
-    }
-
-    /// Records an outcome; returns the cooldown it started, if any.
+    /// Records an outcome (the reservation gave its slot back already) and publishes the new
+    /// record; returns the cooldown it started, if any.
     pub(crate) fn report(&mut self, now: Instant, outcome: Outcome) -> Option<Duration> {
-        self.view.in_flight = self.view.in_flight.saturating_sub(1);
-        match outcome {
+        let cooldown = match outcome {
             Outcome::Success {
                 latency,
                 ttft,
                 prompt_tokens,
                 completion_tokens,
             } => {
-                self.view.successes.add(now, 1);
-                self.view
-                    .tokens
-                    .add(now, prompt_tokens.saturating_add(completion_tokens));
+                self.successes.add(now, 1);
+                self.admission
+                    .add_tokens(now, prompt_tokens.saturating_add(completion_tokens));
                 // Seconds per output token when known, as LiteLLM, so long answers do not
                 // look slow; raw seconds otherwise.
                 let mut seconds = latency.as_secs_f64();
@@ -93,13 +86,11 @@ impl DeploymentCore {
                     seconds /= completion_tokens as f64;
                 }
                 self.latency.push(LatencySample { at: now, seconds });
-                self.view.latency = self.latency.snapshot();
                 if let Some(ttft) = ttft {
                     self.ttft.push(LatencySample {
                         at: now,
                         seconds: ttft.as_secs_f64(),
                     });
-                    self.view.ttft = self.ttft.snapshot();
                 }
                 None
             }
@@ -108,63 +99,88 @@ impl DeploymentCore {
                 status,
                 retry_after,
                 ..
-            } => {
-                self.view.failures.add(now, 1);
-                if class == ErrorClass::Timeout {
-                    self.latency.push(LatencySample {
-                        at: now,
-                        seconds: TIMEOUT_PENALTY_SECS,
-                    });
-                    self.view.latency = self.latency.snapshot();
-                }
-                let facts = FailureFacts {
-                    class,
-                    status,
-                    retry_after,
-                    group_size: self.group_size,
-                    wildcard: self.view.spec.is_wildcard(),
-                    deployment_cooldown: self.view.spec.cooldown_time,
-                    failures: self.view.failures.estimate(now),
-                    successes: self.view.successes.estimate(now),
-                };
-                let cooldown = cooldown_for(&self.cooldown, &facts)?;
-                self.view.cooldown_until = Some(now + cooldown);
-                // A deployment back from cooldown starts with a clean slate, so one more
-                // failure does not send it straight back.
-                self.view.failures.clear(now);
-                self.view.successes.clear(now);
-                Some(cooldown)
-            }
-            Outcome::Cancelled => None,
-        }
+            } => self.failed(now, class, status, retry_after),
+            // The slot is back; nothing else to count.
+            Outcome::Cancelled => return None,
+        };
+        self.admission.publish(Record {
+            successes: self.successes,
+            failures: self.failures,
+            latency: self.latency.snapshot(),
+            ttft: self.ttft.snapshot(),
+        });
+        cooldown
     }
+
+    fn failed(
+        &mut self,
+        now: Instant,
+        class: ErrorClass,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        self.failures.add(now, 1);
+        if class == ErrorClass::Timeout {
+            self.latency.push(LatencySample {
+                at: now,
+                seconds: TIMEOUT_PENALTY_SECS,
+            });
+        }
+        let spec = self.admission.spec();
+        let facts = FailureFacts {
+            class,
+            status,
+            retry_after,
+            group_size: self.group_size,
+            wildcard: spec.is_wildcard(),
+            deployment_cooldown: spec.cooldown_time,
+            failures: self.failures.estimate(now),
+            successes: self.successes.estimate(now),
+        };
+        let cooldown = cooldown_for(&self.cooldown, &facts)?;
+        self.admission.cool_until(now + cooldown);
+        // A deployment back from cooldown starts with a clean slate, so one more failure does
+        // not send it straight back.
+        self.failures.clear(now);
+        self.successes.clear(now);
+        Some(cooldown)
+    }
+}
+
+/// What the request path holds of a deployment: its admission state and where its outcomes go.
+/// One per deployment, shared by the group's table and every reservation on it.
+#[derive(Debug)]
+pub(crate) struct DeploymentHandle {
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) report: Recipient<ReportOutcome>,
+    pub(crate) settle: Recipient<Settle>,
 }
 
 /// One deployment's actor; see the module doc.
 pub struct Deployment {
     core: DeploymentCore,
-    clock: Arc<dyn Clock>,
-    board: Arc<Board>,
 }
 
 impl Deployment {
-    /// A deployment in a group of `group_size`, publishing to `board`.
-    pub fn new(
+    /// Starts the actor for `spec` (in a group of `group_size`) on `arbiter`; returns the handle
+    /// the request path uses. The admission state exists before the actor runs, so the handle
+    /// is usable at once.
+    pub(crate) fn start(
+        arbiter: &ArbiterHandle,
         spec: Arc<DeploymentSpec>,
         group_size: usize,
         cooldown: Arc<CooldownConfig>,
         latency_samples: usize,
-        clock: Arc<dyn Clock>,
-        board: Arc<Board>,
-    ) -> Deployment {
-        let core = DeploymentCore::new(spec, group_size, cooldown, latency_samples, clock.now());
-        Deployment { core, clock, board }
-    }
-
-    fn publish(&self) {
-        let view = self.core.view();
-        self.board
-            .insert(view.spec.id.clone(), Arc::new(view.clone()));
+        now: Instant,
+    ) -> Arc<DeploymentHandle> {
+        let core = DeploymentCore::new(spec, group_size, cooldown, latency_samples, now);
+        let admission = core.admission().clone();
+        let addr = Deployment::start_in_arbiter(arbiter, move |_| Deployment { core });
+        Arc::new(DeploymentHandle {
+            admission,
+            report: addr.clone().recipient(),
+            settle: addr.recipient(),
+        })
     }
 }
 
@@ -173,24 +189,6 @@ impl Actor for Deployment {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        self.publish();
-    }
-}
-
-impl Handler<Reserve> for Deployment {
-    type Result = Result<Reservation, Refusal>;
-
-    fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.clock.now();
-        self.core.reserve(now, msg.input_tokens)?;
-        self.publish();
-        let spec = &self.core.view().spec;
-        Ok(Reservation::new(
-            spec.id.clone(),
-            ctx.address().recipient(),
-            self.clock.clone(),
-            now,
-        ))
     }
 }
 
@@ -199,7 +197,7 @@ impl Handler<ReportOutcome> for Deployment {
 
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
         if let Some(cooldown) = self.core.report(msg.at, msg.outcome) {
-            let spec = &self.core.view().spec;
+            let spec = self.core.admission().spec();
             log::warn!(
                 "deployment {} (model {}) cooling down for {:.1}s after {:?}",
                 spec.id,
@@ -208,15 +206,21 @@ impl Handler<ReportOutcome> for Deployment {
                 msg.outcome
             );
         }
-        self.publish();
     }
+}
+
+impl Handler<Settle> for Deployment {
+    type Result = ();
+
+    fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
     use crate::settings::RouterSettings;
+    use crate::view::Refusal;
 
     fn core(spec: DeploymentSpec, group_size: usize, clock: &ManualClock) -> DeploymentCore {
         let cooldown = Arc::new(CooldownConfig::from_settings(&RouterSettings::default()));
@@ -232,6 +236,12 @@ mod tests {
         }
     }
 
+    /// A reservation's life without the actor: reserve, give the slot back, report.
+    fn finish(core: &mut DeploymentCore, now: Instant, outcome: Outcome) -> Option<Duration> {
+        core.admission().release();
+        core.report(now, outcome)
+    }
+
     #[test]
     fn reserve_counts_rpm_and_in_flight() {
         let clock = ManualClock::new();
@@ -240,18 +250,19 @@ mod tests {
             ..DeploymentSpec::new("a", "g", "openai/g")
         };
         let mut core = core(spec, 1, &clock);
-        assert_eq!(core.reserve(clock.now(), 1), Ok(()));
-        assert_eq!(core.reserve(clock.now(), 1), Ok(()));
+        let admission = core.admission().clone();
+        assert_eq!(admission.reserve(clock.now(), 1), Ok(()));
+        assert_eq!(admission.reserve(clock.now(), 1), Ok(()));
         assert!(matches!(
-            core.reserve(clock.now(), 1),
+            admission.reserve(clock.now(), 1),
             Err(Refusal::AtLimit(_))
         ));
-        assert_eq!(core.view().in_flight, 2);
-        core.report(clock.now(), Outcome::Cancelled);
-        assert_eq!(core.view().in_flight, 1);
+        assert_eq!(admission.in_flight(), 2);
+        finish(&mut core, clock.now(), Outcome::Cancelled);
+        assert_eq!(admission.in_flight(), 1);
         // The refused request was not counted: after the window slides by half, one fits again.
         clock.advance(Duration::from_secs(90));
-        assert_eq!(core.reserve(clock.now(), 1), Ok(()));
+        assert_eq!(admission.reserve(clock.now(), 1), Ok(()));
     }
 
     #[test]
@@ -262,23 +273,24 @@ mod tests {
             ..DeploymentSpec::new("a", "g", "openai/g")
         };
         let mut core = core(spec, 1, &clock);
-        core.reserve(clock.now(), 10).unwrap();
+        let admission = core.admission().clone();
+        admission.reserve(clock.now(), 10).unwrap();
         let outcome = Outcome::Success {
             latency: Duration::from_secs(2),
             ttft: Some(Duration::from_millis(300)),
             prompt_tokens: 40,
             completion_tokens: 50,
         };
-        assert_eq!(core.report(clock.now(), outcome), None);
-        let view = core.view();
+        assert_eq!(finish(&mut core, clock.now(), outcome), None);
+        let view = admission.view(clock.now());
         assert_eq!(view.tpm_used(clock.now()), 90.0);
         assert_eq!(view.latency.len(), 1);
         assert!((view.latency[0].seconds - 0.04).abs() < 1e-12);
         assert!((view.ttft[0].seconds - 0.3).abs() < 1e-12);
         // 90 of 100 tokens used: a 10-token prompt fits, an 11-token one does not.
-        assert_eq!(core.reserve(clock.now(), 10), Ok(()));
+        assert_eq!(admission.reserve(clock.now(), 10), Ok(()));
         assert!(matches!(
-            core.reserve(clock.now(), 11),
+            admission.reserve(clock.now(), 11),
             Err(Refusal::AtLimit(_))
         ));
     }
@@ -287,25 +299,33 @@ mod tests {
     fn timeout_adds_a_penalty_sample() {
         let clock = ManualClock::new();
         let mut core = core(DeploymentSpec::new("a", "g", "m"), 1, &clock);
-        core.reserve(clock.now(), 0).unwrap();
-        core.report(clock.now(), failure(ErrorClass::Timeout, 408));
-        assert_eq!(core.view().latency[0].seconds, TIMEOUT_PENALTY_SECS);
+        core.admission().reserve(clock.now(), 0).unwrap();
+        finish(&mut core, clock.now(), failure(ErrorClass::Timeout, 408));
+        let view = core.admission().view(clock.now());
+        assert_eq!(view.latency[0].seconds, TIMEOUT_PENALTY_SECS);
     }
 
     #[test]
     fn rate_limit_cools_down_then_recovers_on_its_own() {
         let clock = ManualClock::new();
         let mut core = core(DeploymentSpec::new("a", "g", "m"), 2, &clock);
-        core.reserve(clock.now(), 0).unwrap();
-        let cooldown = core.report(clock.now(), failure(ErrorClass::RateLimit, 429));
+        let admission = core.admission().clone();
+        admission.reserve(clock.now(), 0).unwrap();
+        let cooldown = finish(&mut core, clock.now(), failure(ErrorClass::RateLimit, 429));
         assert_eq!(cooldown, Some(Duration::from_secs(5)));
         let until = clock.now() + Duration::from_secs(5);
-        assert_eq!(core.reserve(clock.now(), 0), Err(Refusal::Cooling(until)));
+        assert_eq!(
+            admission.reserve(clock.now(), 0),
+            Err(Refusal::Cooling(until))
+        );
         clock.advance(Duration::from_millis(4999));
-        assert_eq!(core.reserve(clock.now(), 0), Err(Refusal::Cooling(until)));
+        assert_eq!(
+            admission.reserve(clock.now(), 0),
+            Err(Refusal::Cooling(until))
+        );
         clock.advance(Duration::from_millis(1));
-        assert_eq!(core.reserve(clock.now(), 0), Ok(()));
-        assert_eq!(core.view().cooldown_until, None);
+        assert_eq!(admission.reserve(clock.now(), 0), Ok(()));
+        assert_eq!(admission.view(clock.now()).cooldown_until, None);
     }
 
     #[test]
@@ -313,16 +333,14 @@ mod tests {
         let clock = ManualClock::new();
         let mut core = core(DeploymentSpec::new("a", "g", "m"), 1, &clock);
         for _ in 0..6 {
-            core.reserve(clock.now(), 0).unwrap();
+            core.admission().reserve(clock.now(), 0).unwrap();
             assert_eq!(
-                core.report(clock.now(), failure(ErrorClass::RateLimit, 429)),
+                finish(&mut core, clock.now(), failure(ErrorClass::RateLimit, 429)),
                 None
             );
         }
-        core.reserve(clock.now(), 0).unwrap();
-        assert!(core
-            .report(clock.now(), failure(ErrorClass::Auth, 401))
-            .is_some());
+        core.admission().reserve(clock.now(), 0).unwrap();
+        assert!(finish(&mut core, clock.now(), failure(ErrorClass::Auth, 401)).is_some());
     }
 
     #[test]
@@ -336,31 +354,38 @@ mod tests {
             completion_tokens: 1,
         };
         for outcome in [success, success, failure(ErrorClass::ServerError, 500)] {
-            core.reserve(clock.now(), 0).unwrap();
-            assert_eq!(core.report(clock.now(), outcome), None);
+            core.admission().reserve(clock.now(), 0).unwrap();
+            assert_eq!(finish(&mut core, clock.now(), outcome), None);
         }
         // 2 failures of 4: not above half yet.
-        core.reserve(clock.now(), 0).unwrap();
+        core.admission().reserve(clock.now(), 0).unwrap();
         assert_eq!(
-            core.report(clock.now(), failure(ErrorClass::ServerError, 503)),
+            finish(
+                &mut core,
+                clock.now(),
+                failure(ErrorClass::ServerError, 503)
+            ),
             None
         );
         // 3 of 5: cooled.
-        core.reserve(clock.now(), 0).unwrap();
-        assert!(core
-            .report(clock.now(), failure(ErrorClass::ServerError, 500))
-            .is_some());
+        core.admission().reserve(clock.now(), 0).unwrap();
+        assert!(finish(
+            &mut core,
+            clock.now(),
+            failure(ErrorClass::ServerError, 500)
+        )
+        .is_some());
     }
 
     #[test]
     fn wildcard_deployments_never_cool_down() {
         let clock = ManualClock::new();
         let mut core = core(DeploymentSpec::new("w", "openai/*", "openai/*"), 2, &clock);
-        core.reserve(clock.now(), 0).unwrap();
+        core.admission().reserve(clock.now(), 0).unwrap();
         assert_eq!(
-            core.report(clock.now(), failure(ErrorClass::RateLimit, 429)),
+            finish(&mut core, clock.now(), failure(ErrorClass::RateLimit, 429)),
             None
         );
-        assert_eq!(core.reserve(clock.now(), 0), Ok(()));
+        assert_eq!(core.admission().reserve(clock.now(), 0), Ok(()));
     }
 }

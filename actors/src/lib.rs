@@ -5,19 +5,27 @@
 //!
 //! # Model
 //!
-//! - One **[`Deployment`] actor** per deployment owns its mutable state: sliding-minute rpm/tpm
-//!   windows, in-flight count, latency samples, this minute's successes and failures, cooldown.
-//!   It answers [`Reserve`] and records [`ReportOutcome`] synchronously, and after each change
-//!   publishes an immutable [`DeploymentView`] to a shared [`Board`].
-//! - One **[`ModelGroup`] actor** per `model_name` answers [`Pick`]: it reads its deployments'
-//!   views from the board, keeps those available now, narrows to the lowest `order` tier, lets
-//!   the [`Strategy`] (pure functions in [`strategy`]) choose, and asks that Deployment to
-//!   `Reserve`. The result is a [`Reservation`] (an RAII in-flight slot that reports exactly one
-//!   [`Outcome`], `Cancelled` if dropped unreported) or [`NoDeployments`].
+//! - One **[`Deployment`] actor** per deployment owns its limits and health. It creates the
+//!   deployment's shared admission state (lock-free counters: in flight, requests and tokens over
+//!   the sliding minute, `cooldown_until`), records every [`ReportOutcome`] (tokens, latency
+//!   samples, this minute's successes and failures), decides cooldowns and writes them there,
+//!   and publishes what it learned.
+//! - One **[`ModelGroup`] actor** per `model_name` supervises its deployments: it starts their
+//!   actors and builds the group's table (members, precomputed weights, order tiers). It answers
+//!   [`Pick`]; the Router runs the same pick without the message.
+//! - A **pick** runs on the caller's thread: it keeps the deployments that can take the request
+//!   now, narrows to the lowest `order` tier, lets the [`Strategy`] (pure functions in
+//!   [`strategy`]) choose, and takes a slot with one atomic check-and-increment that never lets
+//!   rpm or `max_parallel_requests` be exceeded. The result is a [`Reservation`] (an RAII
+//!   in-flight slot that reports exactly one [`Outcome`], `Cancelled` if dropped unreported) or
+//!   [`NoDeployments`]. Reporting frees the slot at once and sends the outcome to the Deployment
+//!   actor without waiting; after a failure the router waits for the actor's decision
+//!   ([`Settle`]) before it picks again.
 //! - All these actors live on one dedicated Arbiter started by [`Router::start`].
 //! - The **[`Router`]** is a cheap `Arc` handle that resolves names (group, alias, deployment id,
-//!   wildcard, litellm model) and runs the retry and fallback loop on the caller's task, so the
-//!   upstream I/O never enters an actor and one slow provider never blocks a mailbox.
+//!   wildcard, litellm model) and runs the pick, retry and fallback loop on the caller's task, so
+//!   a request that succeeds waits for no actor, the upstream I/O never enters an actor, and one
+//!   slow provider never blocks a mailbox.
 //!
 //! # Time and randomness
 //!
@@ -27,6 +35,7 @@
 //! no timers are needed. Randomness comes from seeded `fastrand::Rng`s
 //! ([`Router::start_seeded`]).
 
+mod admission;
 mod clock;
 mod cooldown;
 mod deployment;
@@ -45,7 +54,7 @@ pub mod window;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use cooldown::{cooldown_for, CooldownConfig, CooldownRules, FailureFacts};
-pub use deployment::{Deployment, Reserve};
+pub use deployment::{Deployment, Settle};
 pub use error::{AttemptError, ErrorClass};
 pub use fallback::fallback_groups;
 pub use latency::{LatencySample, TIMEOUT_PENALTY_SECS};
@@ -56,5 +65,5 @@ pub use router::{Attempt, Resolved, RouteError, RouteErrorKind, RouteRequest, Ro
 pub use settings::{
     Alias, AllowedFailsPolicy, DeploymentId, DeploymentSpec, RetryPolicy, RouterSettings, Strategy,
 };
-pub use view::{Board, DeploymentView, Refusal};
+pub use view::{DeploymentView, Refusal};
 pub use wildcard::{upstream_model, Pattern};

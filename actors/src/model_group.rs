@@ -1,27 +1,34 @@
-//! The ModelGroup actor: one per `model_name`, supervising that group's deployments. A [`Pick`]
-//! reads the deployments' published views (no message round trip), keeps those that can take the
-//! request now, narrows to the lowest `order` tier, lets the strategy choose, and asks the chosen
-//! Deployment to [`Reserve`]. A refusal (the view was a moment stale) drops that deployment and
-//! the strategy chooses again; when nothing is left the answer is [`NoDeployments`] with the
-//! time until the earliest deployment comes back.
+//! The ModelGroup actor: one per `model_name`, the supervisor of that group's deployments. It
+//! starts their Deployment actors and builds the group's [`GroupTable`] (members, precomputed
+//! weights, order tiers), which the Router reads to pick on the request's own thread: the
+//! strategy runs over the deployments' shared admission state (lock-free counters and the
+//! cooldown their actors decided), and the chosen deployment's slot is taken with one atomic
+//! check-and-increment, so a pick sends no message. The actor also answers [`Pick`] as a
+//! message, with the same code.
+//!
+//! A pick keeps the deployments that can take the request now, narrows to the lowest `order`
+//! tier, lets the strategy choose, and reserves; a refusal (another thread took the last slot
+//! meanwhile) drops that deployment and the strategy chooses again; when nothing is left the
+//! answer is [`NoDeployments`] with the time until the earliest deployment comes back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::admission::Record;
 use crate::clock::Clock;
-use crate::deployment::{Deployment, Reserve};
+use crate::cooldown::CooldownConfig;
+use crate::deployment::{Deployment, DeploymentHandle};
 use crate::reservation::Reservation;
 use crate::settings::{DeploymentId, DeploymentSpec, Strategy};
 use crate::strategy::simple_shuffle::WeightTable;
 use crate::strategy::{Candidate, PickContext};
-use crate::view::{Board, DeploymentView, Refusal, BUSY_RETRY_AFTER};
+use crate::view::{Refusal, BUSY_RETRY_AFTER};
 
-/// Mailbox bound for a group: every request of the group passes through it.
-const MAILBOX_CAPACITY: usize = 4096;
-
-/// Asks a group for a deployment and an in-flight slot on it.
+/// Asks a group for a deployment and an in-flight slot on it (the Router does the same without
+/// the message).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Reservation, NoDeployments>")]
 pub struct Pick {
@@ -69,112 +76,80 @@ impl NoDeployments {
     }
 }
 
-/// One deployment as its group knows it.
-#[derive(Clone, Debug)]
-pub(crate) struct Member {
-    pub(crate) spec: Arc<DeploymentSpec>,
-    pub(crate) addr: Addr<Deployment>,
+/// What every group of a router shares.
+pub(crate) struct GroupSetup {
+    pub(crate) strategy: Strategy,
+    pub(crate) cooldown: Arc<CooldownConfig>,
+    pub(crate) latency_samples: usize,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// What a group's picks need, shared (read-only) by the actor, its pick futures and the Router.
-pub(crate) struct GroupShared {
+/// What a group's picks need, built once when the group starts and read-only after (a new
+/// config starts a new Router), so pickers share it through an `Arc` without a lock.
+pub(crate) struct GroupTable {
     pub(crate) name: String,
-    pub(crate) members: Vec<Member>,
-    table: WeightTable,
+    /// In config order.
+    pub(crate) members: Vec<Arc<DeploymentHandle>>,
+    weights: WeightTable,
+    /// Whether every member is in the same `order` tier (the strategy then sees all of them).
+    one_tier: bool,
     strategy: Strategy,
-    board: Arc<Board>,
     clock: Arc<dyn Clock>,
+    /// The group's random stream: each pick takes the next seed, so picks from any thread
+    /// share no lock and a seeded router repeats itself.
+    seed: AtomicU64,
 }
 
-impl GroupShared {
-    pub(crate) fn new(
-        name: String,
-        members: Vec<Member>,
-        strategy: Strategy,
-        board: Arc<Board>,
-        clock: Arc<dyn Clock>,
-    ) -> GroupShared {
-        let specs: Vec<&DeploymentSpec> = members.iter().map(|m| m.spec.as_ref()).collect();
-        let table = WeightTable::build(&specs);
-        GroupShared {
-            name,
-            members,
-            table,
-            strategy,
-            board,
-            clock,
-        }
-    }
+/// Sort key of an `order` tier: lowest first, no order last.
+fn tier(spec: &DeploymentSpec) -> (bool, Option<u32>) {
+    (spec.order.is_none(), spec.order)
+}
 
-    fn view(&self, member: &Member) -> Option<Arc<DeploymentView>> {
-        self.board
-            .get(&member.spec.id)
-            .map(|entry| entry.value().clone())
-    }
-
+impl GroupTable {
     /// Whether a deployment other than `besides` could take a request right now (decides
     /// whether a retry needs a backoff).
     pub(crate) fn has_other_available(&self, besides: &DeploymentId, input_tokens: u64) -> bool {
         let now = self.clock.now();
         self.members.iter().any(|member| {
-            member.spec.id != *besides
-                && self
-                    .view(member)
-                    .is_some_and(|view| view.availability(now, input_tokens).is_ok())
+            let admission = &member.admission;
+            admission.id() != besides && admission.admits(now, input_tokens)
         })
     }
 
-    async fn pick(
-        &self,
-        request: Pick,
-        rng: &mut fastrand::Rng,
-    ) -> Result<Reservation, NoDeployments> {
+    fn rng(&self) -> fastrand::Rng {
+        let seed = self.seed.fetch_add(1, Ordering::Relaxed);
+        fastrand::Rng::with_seed(fastrand::Rng::with_seed(seed).u64(..))
+    }
+
+    /// Picks a deployment and takes a slot on it, on the caller's thread.
+    pub(crate) fn pick(&self, request: &Pick) -> Result<Reservation, NoDeployments> {
+        let mut rng = self.rng();
         let mut refused: Vec<(usize, Refusal)> = Vec::new();
-        let mut unreachable: Vec<usize> = Vec::new();
+        let mut available: Vec<usize> = Vec::with_capacity(self.members.len());
         loop {
             let now = self.clock.now();
-            let mut available: Vec<(usize, Arc<DeploymentView>)> = Vec::new();
-            let mut blocked: Vec<(usize, Refusal)> = refused.clone();
+            available.clear();
             for (index, member) in self.members.iter().enumerate() {
+                let admission = &member.admission;
                 let in_scope = request
                     .pinned
                     .as_ref()
-                    .is_none_or(|id| *id == member.spec.id);
-                let skipped =
-                    refused.iter().any(|(i, _)| *i == index) || unreachable.contains(&index);
-                if !in_scope || skipped {
-                    continue;
-                }
-                let Some(view) = self.view(member) else {
-                    continue;
-                };
-                match view.availability(now, request.input_tokens) {
-                    Ok(()) => available.push((index, view)),
-                    Err(refusal) => blocked.push((index, refusal)),
+                    .is_none_or(|id| id == admission.id());
+                if in_scope
+                    && !refused.iter().any(|(i, _)| *i == index)
+                    && admission.admits(now, request.input_tokens)
+                {
+                    available.push(index);
                 }
             }
-            if available.is_empty() {
-                return Err(self.no_deployments(&request, &blocked, now));
-            }
-            let Some(member) = self.choose(&request, &available, now, rng) else {
-                return Err(self.no_deployments(&request, &blocked, now));
+            let chosen = self.choose(request, &available, now, &mut rng);
+            let Some(index) = chosen else {
+                return Err(self.no_deployments(request, &refused, now));
             };
-            let addr = &self.members[member].addr;
-            match addr
-                .send(Reserve {
-                    input_tokens: request.input_tokens,
-                })
-                .await
-            {
-                Ok(Ok(reservation)) => return Ok(reservation),
-                Ok(Err(refusal)) => refused.push((member, refusal)),
-                Err(error) => {
-                    log::warn!(
-                        "deployment {} unreachable: {error}",
-                        self.members[member].spec.id
-                    );
-                    unreachable.push(member);
-                }
+            let member = &self.members[index];
+            match member.admission.reserve(now, request.input_tokens) {
+                Ok(()) => return Ok(Reservation::new(member.clone(), self.clock.clone(), now)),
+                Err(refusal) => refused.push((index, refusal)),
             }
         }
     }
@@ -184,33 +159,57 @@ impl GroupShared {
     fn choose(
         &self,
         request: &Pick,
-        available: &[(usize, Arc<DeploymentView>)],
+        available: &[usize],
         now: Instant,
         rng: &mut fastrand::Rng,
     ) -> Option<usize> {
-        let fresh: Vec<&(usize, Arc<DeploymentView>)> = available
-            .iter()
-            .filter(|(_, view)| !request.exclude.contains(view.id()))
-            .collect();
-        let pool: Vec<&(usize, Arc<DeploymentView>)> = if fresh.is_empty() {
-            available.iter().collect()
+        let member = |index: &usize| &self.members[*index].admission;
+        let fresh: Vec<usize>;
+        let pool = if request.exclude.is_empty() {
+            available
         } else {
-            fresh
+            fresh = available
+                .iter()
+                .copied()
+                .filter(|index| !request.exclude.contains(member(index).id()))
+                .collect();
+            if fresh.is_empty() {
+                available
+            } else {
+                &fresh
+            }
         };
-        let tier_of = |view: &DeploymentView| (view.spec.order.is_none(), view.spec.order);
-        let tier = pool.iter().map(|(_, view)| tier_of(view)).min()?;
-        let tier: Vec<&(usize, Arc<DeploymentView>)> = pool
-            .into_iter()
-            .filter(|(_, view)| tier_of(view) == tier)
-            .collect();
-        if self.strategy == Strategy::SimpleShuffle && tier.len() == self.members.len() {
-            return self.table.pick_all(rng);
+        if self.strategy == Strategy::SimpleShuffle
+            && self.one_tier
+            && pool.len() == self.members.len()
+        {
+            return self.weights.pick_all(rng);
         }
+        let lowest = pool.iter().map(|index| tier(member(index).spec())).min()?;
+        let tier: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|index| tier(member(index).spec()) == lowest)
+            .collect();
+        // Only latency-based ranks by samples; the others never take the record's lock.
+        let records: Vec<Arc<Record>> = match self.strategy {
+            Strategy::LatencyBased { .. } => tier.iter().map(|i| member(i).record()).collect(),
+            _ => Vec::new(),
+        };
         let candidates: Vec<Candidate<'_>> = tier
             .iter()
-            .map(|(index, view)| Candidate {
-                view: view.as_ref(),
-                weight: self.table.weight(*index),
+            .enumerate()
+            .map(|(position, index)| {
+                let admission = member(index);
+                let record = records.get(position);
+                Candidate {
+                    spec: admission.spec(),
+                    weight: self.weights.weight(*index),
+                    in_flight: admission.in_flight(),
+                    tpm_used: admission.tpm_used(now),
+                    latency: record.map_or(&[], |r| &r.latency),
+                    ttft: record.map_or(&[], |r| &r.ttft),
+                }
             })
             .collect();
         let context = PickContext {
@@ -219,17 +218,19 @@ impl GroupShared {
             now,
         };
         let chosen = self.strategy.pick(&candidates, &context, rng)?;
-        tier.get(chosen).map(|(index, _)| *index)
+        tier.get(chosen).copied()
     }
 
+    /// Why nothing could be picked: each deployment in scope that cannot take the request, and
+    /// the time until the earliest can.
     fn no_deployments(
         &self,
         request: &Pick,
-        blocked: &[(usize, Refusal)],
+        refused: &[(usize, Refusal)],
         now: Instant,
     ) -> NoDeployments {
         if let Some(pinned) = &request.pinned {
-            if !self.members.iter().any(|m| m.spec.id == *pinned) {
+            if !self.members.iter().any(|m| m.admission.id() == pinned) {
                 return NoDeployments::unavailable(
                     &self.name,
                     &format!("Deployment {pinned} is not in this model group."),
@@ -239,17 +240,31 @@ impl GroupShared {
         let mut cooling = Vec::new();
         let mut at_limit = false;
         let mut retry_after: Option<Duration> = None;
-        for (index, refusal) in blocked {
+        for (index, member) in self.members.iter().enumerate() {
+            let admission = &member.admission;
+            if request
+                .pinned
+                .as_ref()
+                .is_some_and(|id| id != admission.id())
+            {
+                continue;
+            }
+            let refusal = match refused.iter().find(|(i, _)| *i == index) {
+                Some((_, refusal)) => Some(*refusal),
+                None => admission.refusal(now, request.input_tokens),
+            };
             let wait = match refusal {
-                Refusal::Cooling(until) => {
-                    cooling.push(self.members[*index].spec.id.clone());
+                // Free again since the filter ran: it is back now.
+                None => Duration::ZERO,
+                Some(Refusal::Cooling(until)) => {
+                    cooling.push(admission.id().clone());
                     until.saturating_duration_since(now)
                 }
-                Refusal::AtLimit(wait) => {
+                Some(Refusal::AtLimit(wait)) => {
                     at_limit = true;
-                    *wait
+                    wait
                 }
-                Refusal::Busy => {
+                Some(Refusal::Busy) => {
                     at_limit = true;
                     BUSY_RETRY_AFTER
                 }
@@ -279,33 +294,61 @@ impl GroupShared {
 
 /// The group's actor; see the module doc.
 pub struct ModelGroup {
-    shared: Arc<GroupShared>,
-    rng: fastrand::Rng,
+    table: Arc<GroupTable>,
 }
 
 impl ModelGroup {
-    pub(crate) fn new(shared: Arc<GroupShared>, seed: u64) -> ModelGroup {
-        ModelGroup {
-            shared,
-            rng: fastrand::Rng::with_seed(seed),
-        }
+    /// Starts the group's Deployment actors, then the group's own, on `arbiter`; returns the
+    /// group's address and its table. `specs` are the group's deployments in config order.
+    pub(crate) fn start(
+        arbiter: &ArbiterHandle,
+        name: String,
+        specs: Vec<Arc<DeploymentSpec>>,
+        setup: &GroupSetup,
+        seed: u64,
+    ) -> (Addr<ModelGroup>, Arc<GroupTable>) {
+        let group_size = specs.len();
+        let now = setup.clock.now();
+        let weights = WeightTable::build(&specs.iter().map(Arc::as_ref).collect::<Vec<_>>());
+        let one_tier = specs
+            .windows(2)
+            .all(|pair| tier(&pair[0]) == tier(&pair[1]));
+        let members = specs
+            .into_iter()
+            .map(|spec| {
+                Deployment::start(
+                    arbiter,
+                    spec,
+                    group_size,
+                    setup.cooldown.clone(),
+                    setup.latency_samples,
+                    now,
+                )
+            })
+            .collect();
+        let table = Arc::new(GroupTable {
+            name,
+            members,
+            weights,
+            one_tier,
+            strategy: setup.strategy.clone(),
+            clock: setup.clock.clone(),
+            seed: AtomicU64::new(seed),
+        });
+        let for_actor = table.clone();
+        let addr = ModelGroup::start_in_arbiter(arbiter, move |_| ModelGroup { table: for_actor });
+        (addr, table)
     }
 }
 
 impl Actor for ModelGroup {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-    }
 }
 
 impl Handler<Pick> for ModelGroup {
-    type Result = ResponseFuture<Result<Reservation, NoDeployments>>;
+    type Result = Result<Reservation, NoDeployments>;
 
     fn handle(&mut self, msg: Pick, _: &mut Context<Self>) -> Self::Result {
-        let shared = self.shared.clone();
-        let mut rng = fastrand::Rng::with_seed(self.rng.u64(..));
-        Box::pin(async move { shared.pick(msg, &mut rng).await })
+        self.table.pick(&msg)
     }
 }

@@ -1,7 +1,9 @@
 //! The RAII in-flight slot returned by a successful pick (pingora's `inflight::Guard` idea).
-//! Exactly one outcome reaches the Deployment actor per reservation: the first `succeed` or
-//! `fail`, or `Cancelled` when the last clone is dropped without either (the client hung up, or
-//! the request future was dropped), so in-flight counts never leak.
+//! Exactly one outcome per reservation: the first `succeed` or `fail`, or `Cancelled` when the
+//! last clone is dropped without either (the client hung up, or the request future was dropped).
+//! Reporting gives the slot back at once, on the caller's thread (one atomic decrement), so
+//! in-flight counts never leak and never wait for a mailbox; the outcome itself goes to the
+//! Deployment actor by `do_send`, off the request's latency.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::clock::Clock;
+use crate::deployment::{DeploymentHandle, Settle};
 use crate::error::ErrorClass;
 use crate::settings::DeploymentId;
 
@@ -39,7 +42,7 @@ pub enum Outcome {
         /// From reservation to the failure.
         latency: Duration,
     },
-    /// Dropped with no outcome: frees the slot and counts as nothing else.
+    /// Dropped with no outcome: the slot is free again and nothing else is counted.
     Cancelled,
 }
 
@@ -61,8 +64,7 @@ pub struct Reservation {
 }
 
 struct Inner {
-    deployment: DeploymentId,
-    report: Recipient<ReportOutcome>,
+    deployment: Arc<DeploymentHandle>,
     clock: Arc<dyn Clock>,
     started: Instant,
     first_token: OnceLock<Instant>,
@@ -70,17 +72,15 @@ struct Inner {
 }
 
 impl Reservation {
-    /// A slot reserved at `started`; outcomes go to `report`.
+    /// The slot `deployment`'s admission state gave at `started`.
     pub(crate) fn new(
-        deployment: DeploymentId,
-        report: Recipient<ReportOutcome>,
+        deployment: Arc<DeploymentHandle>,
         clock: Arc<dyn Clock>,
         started: Instant,
     ) -> Reservation {
         Reservation {
             inner: Arc::new(Inner {
                 deployment,
-                report,
                 clock,
                 started,
                 first_token: OnceLock::new(),
@@ -91,7 +91,7 @@ impl Reservation {
 
     /// The deployment holding this slot.
     pub fn deployment(&self) -> &DeploymentId {
-        &self.inner.deployment
+        self.inner.deployment.admission.id()
     }
 
     /// Marks the first token of a stream (only the first call counts); the time to first token
@@ -138,22 +138,35 @@ impl Reservation {
         Arc::strong_count(&self.inner) == 1
     }
 
+    /// Resolves once the Deployment actor has handled every outcome sent to it so far (this
+    /// one included, when reported): a cooldown the failure caused is then in force. Only the
+    /// failure path waits for it.
+    pub(crate) async fn settle(&self) {
+        // An error means the actor is gone (the router is stopping): nothing left to wait for.
+        let _ = self.inner.deployment.settle.send(Settle).await;
+    }
+
     fn report(&self, outcome: Outcome) {
         if !self.inner.reported.swap(true, Ordering::AcqRel) {
-            let at = self.inner.clock.now();
-            self.inner.report.do_send(ReportOutcome { outcome, at });
+            self.inner.finish(outcome);
         }
+    }
+}
+
+impl Inner {
+    /// Frees the slot now, then tells the actor.
+    fn finish(&self, outcome: Outcome) {
+        let deployment = &self.deployment;
+        deployment.admission.release();
+        let at = self.clock.now();
+        deployment.report.do_send(ReportOutcome { outcome, at });
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         if !*self.reported.get_mut() {
-            let at = self.clock.now();
-            self.report.do_send(ReportOutcome {
-                outcome: Outcome::Cancelled,
-                at,
-            });
+            self.finish(Outcome::Cancelled);
         }
     }
 }
@@ -161,7 +174,7 @@ impl Drop for Inner {
 impl fmt::Debug for Reservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
-            .field("deployment", &self.inner.deployment)
+            .field("deployment", self.deployment())
             .field("reported", &self.is_reported())
             .finish()
     }
@@ -170,7 +183,9 @@ impl fmt::Debug for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::Admission;
     use crate::clock::ManualClock;
+    use crate::settings::DeploymentSpec;
     use std::sync::Mutex;
 
     /// Records every outcome it is sent.
@@ -187,33 +202,68 @@ mod tests {
         }
     }
 
-    fn setup() -> (Arc<ManualClock>, Arc<Mutex<Vec<Outcome>>>, Reservation) {
-        let clock = ManualClock::new();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recipient = Recorder(seen.clone()).start().recipient();
-        let now = clock.now();
-        let reservation = Reservation::new(Arc::from("d1"), recipient, clock.clone(), now);
-        (clock, seen, reservation)
+    impl Handler<Settle> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
     }
 
-    async fn settle() {
-        for _ in 0..5 {
-            actix::clock::sleep(Duration::from_millis(1)).await;
+    struct Setup {
+        clock: Arc<ManualClock>,
+        seen: Arc<Mutex<Vec<Outcome>>>,
+        recorder: Addr<Recorder>,
+        admission: Arc<Admission>,
+        reservation: Reservation,
+    }
+
+    /// A reservation on a deployment whose outcomes a [`Recorder`] keeps.
+    fn setup() -> Setup {
+        let clock = ManualClock::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(seen.clone()).start();
+        let now = clock.now();
+        let spec = Arc::new(DeploymentSpec::new("d1", "g", "m"));
+        let admission = Arc::new(Admission::new(spec, now));
+        admission.reserve(now, 0).unwrap();
+        let handle = Arc::new(DeploymentHandle {
+            admission: admission.clone(),
+            report: recorder.clone().recipient(),
+            settle: recorder.clone().recipient(),
+        });
+        let reservation = Reservation::new(handle, clock.clone(), now);
+        Setup {
+            clock,
+            seen,
+            recorder,
+            admission,
+            reservation,
         }
     }
 
     #[actix::test]
     async fn only_the_first_outcome_is_reported() {
-        let (clock, seen, reservation) = setup();
+        let Setup {
+            clock,
+            seen,
+            admission,
+            reservation,
+            ..
+        } = setup();
         clock.advance(Duration::from_millis(200));
         reservation.first_token();
         clock.advance(Duration::from_millis(800));
         let kept = reservation.clone();
         reservation.succeed(10, 20);
+        assert_eq!(
+            admission.in_flight(),
+            0,
+            "the slot is back before the actor hears"
+        );
         kept.fail(ErrorClass::ServerError, 500, None);
+        // Settle is answered after everything sent before it.
+        kept.settle().await;
         drop(kept);
         drop(reservation);
-        settle().await;
+        assert_eq!(admission.in_flight(), 0, "given back once");
         assert_eq!(
             *seen.lock().unwrap(),
             vec![Outcome::Success {
@@ -226,15 +276,26 @@ mod tests {
     }
 
     #[actix::test]
-    async fn dropping_the_last_clone_unreported_cancels() {
-        let (_clock, seen, reservation) = setup();
+    async fn dropping_the_last_clone_unreported_cancels_and_frees_the_slot_at_once() {
+        let Setup {
+            seen,
+            recorder,
+            admission,
+            reservation,
+            ..
+        } = setup();
         let clone = reservation.clone();
         drop(reservation);
-        settle().await;
-        assert!(seen.lock().unwrap().is_empty(), "a clone is still alive");
+        assert_eq!(admission.in_flight(), 1, "a clone still holds the slot");
         assert!(clone.is_last_handle());
         drop(clone);
-        settle().await;
+        assert_eq!(
+            admission.in_flight(),
+            0,
+            "freed synchronously, before any message is handled"
+        );
+        assert!(seen.lock().unwrap().is_empty());
+        recorder.send(Settle).await.unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![Outcome::Cancelled]);
     }
 }

@@ -1,6 +1,8 @@
 //! The Router: the registry of groups (names, aliases, deployment ids, wildcard patterns) and the
 //! retry + fallback executor. It is a cheap `Arc` handle; [`Router::execute`] runs on the
-//! caller's task, so the upstream I/O (the attempt closure) never enters an actor.
+//! caller's task, so the upstream I/O (the attempt closure) never enters an actor, and it picks
+//! and reserves there too, from the tables and admission state the actors publish, so a request
+//! that succeeds sends one message (its outcome, fire-and-forget) and waits for none.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -11,14 +13,14 @@ use actix::prelude::*;
 
 use crate::clock::Clock;
 use crate::cooldown::CooldownConfig;
-use crate::deployment::Deployment;
+use crate::deployment::DeploymentHandle;
 use crate::error::{AttemptError, ErrorClass};
 use crate::fallback::fallback_groups;
-use crate::model_group::{GroupShared, Member, ModelGroup, NoDeployments, Pick};
+use crate::model_group::{GroupSetup, GroupTable, ModelGroup, NoDeployments, Pick};
 use crate::reservation::Reservation;
 use crate::retry::{backoff, retry_budget, should_retry, RetrySources, MAX_BACKOFF};
 use crate::settings::{DeploymentId, DeploymentSpec, RouterSettings, Strategy};
-use crate::view::{Board, DeploymentView};
+use crate::view::DeploymentView;
 use crate::wildcard::{upstream_model, Pattern};
 
 /// Latency samples kept per deployment when the strategy does not say.
@@ -132,20 +134,19 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for RouteError<E> {}
 /// A group as the router holds it.
 struct Group {
     addr: Addr<ModelGroup>,
-    shared: Arc<GroupShared>,
+    table: Arc<GroupTable>,
     pattern: Option<Pattern>,
 }
 
 struct Inner {
     groups: HashMap<String, Group>,
     group_order: Vec<String>,
-    deployments: HashMap<DeploymentId, Arc<DeploymentSpec>>,
+    deployments: HashMap<DeploymentId, Arc<DeploymentHandle>>,
     /// (litellm model, deployment) in config order.
     by_model: Vec<(String, DeploymentId)>,
     /// Wildcard group names, most specific first.
     wildcards: Vec<String>,
     settings: RouterSettings,
-    board: Arc<Board>,
     clock: Arc<dyn Clock>,
     rng: Mutex<fastrand::Rng>,
     arbiter: Arbiter,
@@ -193,9 +194,9 @@ struct Run<E> {
 }
 
 impl Router {
-    /// Starts one Deployment actor per spec and one ModelGroup actor per distinct `model_name`
-    /// on a dedicated Arbiter. Must be called inside a running actix System. Deployment ids
-    /// must be unique; a repeated id is logged and skipped.
+    /// Starts one ModelGroup actor per distinct `model_name`, each with a Deployment actor per
+    /// spec, on a dedicated Arbiter. Must be called inside a running actix System. Deployment
+    /// ids must be unique; a repeated id is logged and skipped.
     pub fn start(
         specs: Vec<DeploymentSpec>,
         settings: RouterSettings,
@@ -214,20 +215,22 @@ impl Router {
     ) -> Router {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
-        let board = Arc::new(Board::new());
-        let cooldown = Arc::new(CooldownConfig::from_settings(&settings));
-        let latency_samples = match settings.strategy {
-            Strategy::LatencyBased {
-                max_latency_list_size,
-                ..
-            } => max_latency_list_size,
-            _ => DEFAULT_LATENCY_SAMPLES,
+        let setup = GroupSetup {
+            strategy: settings.strategy.clone(),
+            cooldown: Arc::new(CooldownConfig::from_settings(&settings)),
+            latency_samples: match settings.strategy {
+                Strategy::LatencyBased {
+                    max_latency_list_size,
+                    ..
+                } => max_latency_list_size,
+                _ => DEFAULT_LATENCY_SAMPLES,
+            },
+            clock: clock.clone(),
         };
 
         let mut seen = HashSet::new();
         let mut group_order: Vec<String> = Vec::new();
         let mut by_group: HashMap<String, Vec<Arc<DeploymentSpec>>> = HashMap::new();
-        let mut deployments = HashMap::new();
         let mut by_model = Vec::new();
         for spec in specs {
             if !seen.insert(spec.id.clone()) {
@@ -246,52 +249,22 @@ impl Router {
                 .entry(spec.model_name.clone())
                 .or_default()
                 .push(spec.clone());
-            deployments.insert(spec.id.clone(), spec.clone());
             by_model.push((spec.model.clone(), spec.id.clone()));
         }
 
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut groups = HashMap::new();
+        let mut deployments = HashMap::new();
         for name in &group_order {
             let specs = by_group.remove(name).unwrap_or_default();
-            let group_size = specs.len();
-            let members = specs
-                .into_iter()
-                .map(|spec| {
-                    board.insert(
-                        spec.id.clone(),
-                        Arc::new(DeploymentView::new(spec.clone(), clock.now())),
-                    );
-                    let (spec_for_actor, cooldown, clock, board) =
-                        (spec.clone(), cooldown.clone(), clock.clone(), board.clone());
-                    let addr = Deployment::start_in_arbiter(&handle, move |_| {
-                        Deployment::new(
-                            spec_for_actor,
-                            group_size,
-                            cooldown,
-                            latency_samples,
-                            clock,
-                            board,
-                        )
-                    });
-                    Member { spec, addr }
-                })
-                .collect();
-            let shared = Arc::new(GroupShared::new(
-                name.clone(),
-                members,
-                settings.strategy.clone(),
-                board.clone(),
-                clock.clone(),
-            ));
-            let group_seed = rng.u64(..);
-            let for_actor = shared.clone();
-            let addr = ModelGroup::start_in_arbiter(&handle, move |_| {
-                ModelGroup::new(for_actor, group_seed)
-            });
+            let (addr, table) =
+                ModelGroup::start(&handle, name.clone(), specs, &setup, rng.u64(..));
+            for member in &table.members {
+                deployments.insert(member.admission.id().clone(), member.clone());
+            }
             let group = Group {
                 addr,
-                shared,
+                table,
                 pattern: Pattern::new(name),
             };
             groups.insert(name.clone(), group);
@@ -300,12 +273,12 @@ impl Router {
         let mut wildcards: Vec<&Group> = groups.values().filter(|g| g.pattern.is_some()).collect();
         wildcards.sort_by_key(|group| {
             let specificity = group.pattern.as_ref().map(Pattern::specificity);
-            let position = group_order.iter().position(|n| *n == group.shared.name);
+            let position = group_order.iter().position(|n| *n == group.table.name);
             (std::cmp::Reverse(specificity), position)
         });
         let wildcards = wildcards
             .into_iter()
-            .map(|g| g.shared.name.clone())
+            .map(|g| g.table.name.clone())
             .collect();
 
         Router {
@@ -316,7 +289,6 @@ impl Router {
                 by_model,
                 wildcards,
                 settings,
-                board,
                 clock,
                 rng: Mutex::new(rng),
                 arbiter,
@@ -341,15 +313,21 @@ impl Router {
 
     /// The deployment with this id, as configured.
     pub fn deployment(&self, id: &str) -> Option<&DeploymentSpec> {
-        self.inner.deployments.get(id).map(Arc::as_ref)
+        self.inner
+            .deployments
+            .get(id)
+            .map(|handle| handle.admission.spec().as_ref())
     }
 
-    /// The latest published state of a deployment (for `/model/info`, metrics and tests).
+    /// A deployment's state now: its live counters and cooldown, and the latest record its
+    /// actor published (for `/model/info`, metrics and tests).
     pub fn view(&self, id: &str) -> Option<Arc<DeploymentView>> {
-        self.inner.board.get(id).map(|entry| entry.value().clone())
+        let handle = self.inner.deployments.get(id)?;
+        Some(Arc::new(handle.admission.view(self.inner.clock.now())))
     }
 
-    /// The address of a group's actor, to send it [`Pick`] directly.
+    /// The address of a group's actor, to send it [`Pick`] directly (the Router itself picks
+    /// without it).
     pub fn group(&self, name: &str) -> Option<Addr<ModelGroup>> {
         self.inner.groups.get(name).map(|group| group.addr.clone())
     }
@@ -359,7 +337,10 @@ impl Router {
         self.inner
             .groups
             .get(group)
-            .map(|g| g.shared.members.iter().map(|m| m.spec.as_ref()).collect())
+            .map(|g| {
+                let members = g.table.members.iter();
+                members.map(|m| m.admission.spec().as_ref()).collect()
+            })
             .unwrap_or_default()
     }
 
@@ -381,7 +362,7 @@ impl Router {
                 return Some(resolved);
             }
         }
-        if let Some(spec) = inner.deployments.get(requested) {
+        if let Some(spec) = self.deployment(requested) {
             return Some(Resolved {
                 group: spec.model_name.clone(),
                 pinned: Some(spec.id.clone()),
@@ -394,7 +375,7 @@ impl Router {
             .by_model
             .iter()
             .find(|(model, _)| model == requested)?;
-        let spec = inner.deployments.get(id)?;
+        let spec = self.deployment(id)?;
         Some(Resolved {
             group: spec.model_name.clone(),
             pinned: Some(spec.id.clone()),
@@ -656,9 +637,9 @@ impl Router {
                 stream: request.stream,
                 pinned: resolved.pinned.clone(),
             };
-            let reservation = match group.addr.send(pick).await {
-                Ok(Ok(reservation)) => reservation,
-                Ok(Err(none)) => {
+            let reservation = match group.table.pick(&pick) {
+                Ok(reservation) => reservation,
+                Err(none) => {
                     let budget = run.max_retries;
                     let wait = none.retry_after;
                     if may_wait && waits < budget && !wait.is_zero() && wait <= MAX_BACKOFF {
@@ -680,24 +661,12 @@ impl Router {
                     failure.no_deployments = Some(none);
                     return Err(failure);
                 }
-                Err(error) => {
-                    failure.class = None;
-                    failure.no_deployments = Some(NoDeployments::unavailable(
-                        group_name,
-                        &format!("The model group is not running ({error})."),
-                    ));
-                    return Err(failure);
-                }
             };
             let deployment = reservation.deployment().clone();
-            let spec = inner.deployments.get(&deployment).cloned();
-            let wildcard_model = spec
-                .as_ref()
-                .filter(|spec| spec.is_wildcard())
-                .and_then(|spec| {
-                    Pattern::new(&spec.model_name)
-                        .map(|p| upstream_model(&p, &spec.model, requested))
-                });
+            let spec = self.deployment(&deployment);
+            let wildcard_model = spec.filter(|spec| spec.is_wildcard()).and_then(|spec| {
+                Pattern::new(&spec.model_name).map(|p| upstream_model(&p, &spec.model, requested))
+            });
             let handle = reservation.clone();
             let number = run.attempt_number;
             run.attempt_number += 1;
@@ -728,15 +697,18 @@ impl Router {
             };
             let (class, status, retry_after) = (error.class(), error.status(), error.retry_after());
             handle.fail(class, status, retry_after);
+            // Whatever follows this failure (a retry, a fallback, the client's next request)
+            // sees the cooldown it caused: the actor decides, and this waits for the decision.
+            handle.settle().await;
             drop(handle);
-            let model = spec.as_ref().map(|s| s.model.clone()).unwrap_or_default();
+            let model = spec.map(|s| s.model.clone()).unwrap_or_default();
             let budget = retry_budget(
                 class,
                 &RetrySources {
                     request: request.num_retries,
                     group_policy: settings.model_group_retry_policy.get(group_name),
                     policy: settings.retry_policy.as_ref(),
-                    deployment: spec.as_ref().and_then(|s| s.num_retries),
+                    deployment: spec.and_then(|s| s.num_retries),
                     router: settings.num_retries,
                 },
             );
@@ -750,7 +722,7 @@ impl Router {
             }
             let other_available = resolved.pinned.is_none()
                 && group
-                    .shared
+                    .table
                     .has_other_available(&deployment, request.input_tokens);
             let jitter = inner
                 .rng

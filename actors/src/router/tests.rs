@@ -62,7 +62,9 @@ fn request(model: &str) -> RouteRequest {
     }
 }
 
-/// Waits (in real time, bounded) until outcomes sent to the arbiter thread are visible.
+/// Waits (in real time, bounded) until outcomes sent to the arbiter thread are recorded. Slots
+/// come back synchronously and a failure's cooldown is in force when `execute` returns; only
+/// what the actor learns from successes (tokens, samples, counts) arrives later.
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..500 {
         if condition() {
@@ -127,19 +129,23 @@ async fn pick_reserve_and_report_through_actors() {
     };
     let reservation = group.send(pick.clone()).await.unwrap().unwrap();
     assert_eq!(&**reservation.deployment(), "a");
-    eventually("in flight", || router.view("a").unwrap().in_flight == 1).await;
+    assert_eq!(router.view("a").unwrap().in_flight, 1);
     reservation.succeed(100, 50);
+    assert_eq!(
+        router.view("a").unwrap().in_flight,
+        0,
+        "the slot is back at once"
+    );
     eventually("outcome recorded", || {
-        let view = router.view("a").unwrap();
-        view.in_flight == 0 && view.tpm_used(clock.now()) == 150.0
+        router.view("a").unwrap().tpm_used(clock.now()) == 150.0
     })
     .await;
 
-    // A reservation dropped without an outcome frees its slot as Cancelled.
+    // A reservation dropped without an outcome frees its slot as Cancelled, synchronously.
     let reservation = group.send(pick).await.unwrap().unwrap();
-    eventually("in flight", || router.view("a").unwrap().in_flight == 1).await;
+    assert_eq!(router.view("a").unwrap().in_flight, 1);
     drop(reservation);
-    eventually("cancelled", || router.view("a").unwrap().in_flight == 0).await;
+    assert_eq!(router.view("a").unwrap().in_flight, 0);
     let view = router.view("a").unwrap();
     assert_eq!(view.successes.estimate(clock.now()), 1.0);
     assert_eq!(view.failures.estimate(clock.now()), 0.0);
@@ -170,12 +176,9 @@ async fn rate_limit_then_ok_lands_on_another_deployment() {
         clock.slept().is_empty(),
         "no backoff when another deployment is free"
     );
-    // v2: a 429 in a group of two cools the deployment down.
+    // v2: a 429 in a group of two cools the deployment down, before `execute` moved on.
     let failed = log[0].1.clone();
-    eventually("cooldown", || {
-        router.view(&failed).unwrap().cooldown_until.is_some()
-    })
-    .await;
+    assert!(router.view(&failed).unwrap().cooldown_until.is_some());
 }
 
 #[actix::test]
@@ -402,10 +405,7 @@ async fn cooldown_after_failures_then_recovery_when_time_passes() {
         .await;
         assert!(result.is_err());
     }
-    eventually("cooldown", || {
-        router.view("a").unwrap().cooldown_until.is_some()
-    })
-    .await;
+    assert!(router.view("a").unwrap().cooldown_until.is_some());
 
     let (result, log) = run_script(&router, &request("g"), vec![]).await;
     assert!(log.is_empty(), "nothing attempted while cooling down");
@@ -618,9 +618,9 @@ async fn unreported_success_is_recorded_and_kept_clones_report_later() {
         })
         .await;
     assert!(result.is_ok());
+    assert_eq!(router.view("a").unwrap().in_flight, 0);
     eventually("success recorded", || {
-        let view = router.view("a").unwrap();
-        view.in_flight == 0 && view.successes.estimate(clock.now()) == 1.0
+        router.view("a").unwrap().successes.estimate(clock.now()) == 1.0
     })
     .await;
 
@@ -632,9 +632,9 @@ async fn unreported_success_is_recorded_and_kept_clones_report_later() {
         })
         .await
         .unwrap();
-    eventually("in flight", || router.view("a").unwrap().in_flight == 1).await;
+    assert_eq!(router.view("a").unwrap().in_flight, 1);
     drop(routed);
-    eventually("cancelled", || router.view("a").unwrap().in_flight == 0).await;
+    assert_eq!(router.view("a").unwrap().in_flight, 0);
     assert_eq!(
         router.view("a").unwrap().successes.estimate(clock.now()),
         1.0
@@ -671,10 +671,7 @@ async fn order_tiers_and_least_busy_through_the_group() {
     };
     let first = group.send(pick.clone()).await.unwrap().unwrap();
     let first_id = first.deployment().clone();
-    eventually("in flight", || {
-        router.view(&first_id).unwrap().in_flight == 1
-    })
-    .await;
+    assert_eq!(router.view(&first_id).unwrap().in_flight, 1);
     let second = group.send(pick.clone()).await.unwrap().unwrap();
     let mut ids = [first_id.to_string(), second.deployment().to_string()];
     ids.sort();
@@ -749,8 +746,8 @@ async fn max_parallel_requests_is_enforced_by_the_deployment() {
         stream: false,
         pinned: None,
     };
-    // Sent back to back, before any view catches up: the Deployment actors still refuse a
-    // second slot, so the group moves on or reports Busy.
+    // Sent back to back: the second pick sees the first slot taken and moves on, the third
+    // finds both busy.
     let picks = send_all(&group, &pick, 3).await;
     let granted: Vec<&Reservation> = picks.iter().filter_map(|p| p.as_ref().ok()).collect();
     assert_eq!(granted.len(), 2);
@@ -828,4 +825,68 @@ async fn with_no_fallbacks_a_short_cooldown_is_waited_out() {
         1,
         "only the backoff before the retry pick"
     );
+}
+
+#[actix::test]
+async fn a_cooldown_the_actor_decides_is_seen_by_pickers_on_every_thread() {
+    let settings = RouterSettings {
+        num_retries: 0,
+        ..RouterSettings::default()
+    };
+    let (router, clock) = start(vec![spec("a", "g"), spec("b", "g")], settings);
+    // A 429 on "a" (pinned): in a group of two, its actor cools it down for 5 s.
+    let (result, _) = run_script(
+        &router,
+        &request("a"),
+        vec![Err(err(ErrorClass::RateLimit, 429))],
+    )
+    .await;
+    assert!(result.is_err());
+
+    // Pickers on other threads (as the HTTP workers are) all avoid it.
+    let picked: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let router = router.clone();
+                scope.spawn(move || {
+                    actix_rt::System::new().block_on(async move {
+                        let mut picked = Vec::new();
+                        for _ in 0..25 {
+                            let routed = router
+                                .execute(&request("g"), |attempt: Attempt| async move {
+                                    Ok::<_, TestError>(attempt.deployment)
+                                })
+                                .await
+                                .unwrap();
+                            picked.push(routed.value.to_string());
+                        }
+                        picked
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    assert_eq!(picked.len(), 100);
+    assert!(picked.iter().all(|id| id == "b"), "{picked:?}");
+    // The Pick message sees it too.
+    let pinned = Pick {
+        exclude: Vec::new(),
+        input_tokens: 0,
+        stream: false,
+        pinned: Some(Arc::from("a")),
+    };
+    let none = router.group("g").unwrap().send(pinned.clone()).await;
+    assert_eq!(
+        none.unwrap().unwrap_err().cooling,
+        vec![Arc::<str>::from("a")]
+    );
+
+    // When the time is up it is back, with no message to the actor.
+    clock.advance(Duration::from_secs(5));
+    let back = router.group("g").unwrap().send(pinned).await.unwrap();
+    assert_eq!(back.unwrap().deployment().as_ref(), "a");
 }

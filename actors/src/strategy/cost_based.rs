@@ -11,7 +11,7 @@ pub fn pick(candidates: &[Candidate<'_>], rng: &mut fastrand::Rng) -> Option<usi
     let keys: Vec<f64> = candidates
         .iter()
         .map(|c| {
-            let spec = &c.view.spec;
+            let spec = c.spec;
             spec.input_cost_per_token.unwrap_or(UNKNOWN_COST_PER_TOKEN)
                 + spec.output_cost_per_token.unwrap_or(UNKNOWN_COST_PER_TOKEN)
         })
@@ -22,24 +22,19 @@ pub fn pick(candidates: &[Candidate<'_>], rng: &mut fastrand::Rng) -> Option<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
-    use crate::strategy::test_support::view;
+    use crate::strategy::test_support::{candidates, spec};
 
     #[test]
     fn cheapest_wins_and_unknown_prices_are_expensive() {
-        let now = ManualClock::new().now();
-        let views = [
-            view("unknown", now, |_| {}),
-            view("cheap", now, |s| {
+        let specs = [
+            spec("unknown", |_| {}),
+            spec("cheap", |s| {
                 s.input_cost_per_token = Some(1e-6);
                 s.output_cost_per_token = Some(2e-6);
             }),
-            view("half-known", now, |s| s.input_cost_per_token = Some(0.0)),
+            spec("half-known", |s| s.input_cost_per_token = Some(0.0)),
         ];
-        let candidates: Vec<Candidate<'_>> = views
-            .iter()
-            .map(|view| Candidate { view, weight: 1.0 })
-            .collect();
+        let candidates = candidates(&specs);
         let mut rng = fastrand::Rng::with_seed(9);
         for _ in 0..100 {
             assert_eq!(pick(&candidates, &mut rng), Some(1));

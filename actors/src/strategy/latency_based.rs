@@ -21,11 +21,11 @@ pub fn pick(
         .iter()
         .map(|c| {
             let ttft = if context.stream {
-                average(&c.view.ttft, context.now, ttl)
+                average(c.ttft, context.now, ttl)
             } else {
                 None
             };
-            ttft.or_else(|| average(&c.view.latency, context.now, ttl))
+            ttft.or_else(|| average(c.latency, context.now, ttl))
                 .unwrap_or(0.0)
         })
         .collect();
@@ -48,14 +48,13 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::latency::LatencySample;
-    use crate::strategy::test_support::{histogram, view};
-    use crate::view::DeploymentView;
-    use std::sync::Arc;
+    use crate::strategy::test_support::{candidates, histogram, spec};
+    use crate::DeploymentSpec;
     use std::time::Instant;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn samples(at: Instant, values: &[f64]) -> Arc<[LatencySample]> {
+    fn samples(at: Instant, values: &[f64]) -> Vec<LatencySample> {
         values
             .iter()
             .map(|seconds| LatencySample {
@@ -73,41 +72,41 @@ mod tests {
         }
     }
 
-    fn candidates(views: &[DeploymentView]) -> Vec<Candidate<'_>> {
-        views
-            .iter()
-            .map(|view| Candidate { view, weight: 1.0 })
-            .collect()
+    fn specs(ids: &[&str]) -> Vec<DeploymentSpec> {
+        ids.iter().map(|id| spec(id, |_| {})).collect()
     }
 
     #[test]
     fn fastest_wins_and_unseen_deployments_go_first() {
         let now = ManualClock::new().now();
-        let mut views = vec![view("slow", now, |_| {}), view("fast", now, |_| {})];
-        views[0].latency = samples(now, &[2.0, 4.0]);
-        views[1].latency = samples(now, &[1.0, 1.0]);
+        let specs = specs(&["slow", "fast", "new"]);
+        let (slow, fast) = (samples(now, &[2.0, 4.0]), samples(now, &[1.0, 1.0]));
+        let mut c = candidates(&specs);
+        c[0].latency = &slow;
+        c[1].latency = &fast;
         let mut rng = fastrand::Rng::with_seed(11);
-        let c = candidates(&views);
         for _ in 0..50 {
-            assert_eq!(pick(&c, &context(now, false), 0.0, HOUR, &mut rng), Some(1));
+            assert_eq!(
+                pick(&c[..2], &context(now, false), 0.0, HOUR, &mut rng),
+                Some(1)
+            );
         }
-        views.push(view("new", now, |_| {}));
-        let c = candidates(&views);
         assert_eq!(pick(&c, &context(now, false), 0.0, HOUR, &mut rng), Some(2));
     }
 
     #[test]
     fn buffer_spreads_over_near_ties() {
         let now = ManualClock::new().now();
-        let mut views = vec![
-            view("a", now, |_| {}),
-            view("b", now, |_| {}),
-            view("c", now, |_| {}),
+        let specs = specs(&["a", "b", "c"]);
+        let measured = [
+            samples(now, &[1.0]),
+            samples(now, &[1.4]),
+            samples(now, &[2.0]),
         ];
-        views[0].latency = samples(now, &[1.0]);
-        views[1].latency = samples(now, &[1.4]);
-        views[2].latency = samples(now, &[2.0]);
-        let c = candidates(&views);
+        let mut c = candidates(&specs);
+        for (candidate, latency) in c.iter_mut().zip(&measured) {
+            candidate.latency = latency;
+        }
         let mut rng = fastrand::Rng::with_seed(2);
         let counts = histogram(3, 2000, || {
             pick(&c, &context(now, false), 0.5, HOUR, &mut rng)
@@ -119,12 +118,12 @@ mod tests {
     #[test]
     fn streams_rank_by_time_to_first_token() {
         let now = ManualClock::new().now();
-        let mut views = vec![view("a", now, |_| {}), view("b", now, |_| {})];
-        views[0].latency = samples(now, &[0.01]);
-        views[0].ttft = samples(now, &[3.0]);
-        views[1].latency = samples(now, &[0.05]);
-        views[1].ttft = samples(now, &[0.5]);
-        let c = candidates(&views);
+        let specs = specs(&["a", "b"]);
+        let (latency_a, ttft_a) = (samples(now, &[0.01]), samples(now, &[3.0]));
+        let (latency_b, ttft_b) = (samples(now, &[0.05]), samples(now, &[0.5]));
+        let mut c = candidates(&specs);
+        (c[0].latency, c[0].ttft) = (&latency_a, &ttft_a);
+        (c[1].latency, c[1].ttft) = (&latency_b, &ttft_b);
         let mut rng = fastrand::Rng::with_seed(4);
         assert_eq!(pick(&c, &context(now, false), 0.0, HOUR, &mut rng), Some(0));
         assert_eq!(pick(&c, &context(now, true), 0.0, HOUR, &mut rng), Some(1));
@@ -134,11 +133,13 @@ mod tests {
     fn samples_older_than_ttl_are_ignored() {
         let clock = ManualClock::new();
         let start = clock.now();
-        let mut views = vec![view("a", start, |_| {}), view("b", start, |_| {})];
-        views[0].latency = samples(start, &[1000.0]);
+        let specs = specs(&["a", "b"]);
+        let penalty = samples(start, &[1000.0]);
         clock.advance(Duration::from_secs(30));
-        views[1].latency = samples(clock.now(), &[2.0]);
-        let c = candidates(&views);
+        let fresh = samples(clock.now(), &[2.0]);
+        let mut c = candidates(&specs);
+        c[0].latency = &penalty;
+        c[1].latency = &fresh;
         let mut rng = fastrand::Rng::with_seed(8);
         let ttl = Duration::from_secs(60);
         assert_eq!(

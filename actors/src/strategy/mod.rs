@@ -1,5 +1,5 @@
 //! Routing strategies: pure functions from a snapshot of the eligible deployments to the index of
-//! the one to try, with time and randomness passed in. The ModelGroup has already dropped
+//! the one to try, with time and randomness passed in. The group's pick has already dropped
 //! deployments that are cooling down, at their rpm/tpm/parallel limit, or in a higher `order`
 //! tier, so a strategy only ranks.
 
@@ -11,16 +11,25 @@ pub mod usage_based;
 
 use std::time::Instant;
 
-use crate::settings::Strategy;
-use crate::view::DeploymentView;
+use crate::latency::LatencySample;
+use crate::settings::{DeploymentSpec, Strategy};
 
-/// One eligible deployment as a strategy sees it.
+/// One eligible deployment as a strategy sees it: the numbers the strategies rank by, read
+/// from the deployment's shared state when the pick starts.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate<'a> {
-    /// Its published state.
-    pub view: &'a DeploymentView,
+    /// Its static description (costs for cost-based).
+    pub spec: &'a DeploymentSpec,
     /// Its simple-shuffle weight, resolved for the whole group (see [`simple_shuffle`]).
     pub weight: f64,
+    /// Requests in flight (least-busy).
+    pub in_flight: u32,
+    /// Tokens over the sliding minute (usage-based).
+    pub tpm_used: u64,
+    /// Recent latencies (latency-based; other strategies get none, to skip reading them).
+    pub latency: &'a [LatencySample],
+    /// Recent times to first token (latency-based, streams).
+    pub ttft: &'a [LatencySample],
 }
 
 /// The request facts a strategy may use.
@@ -48,7 +57,7 @@ impl Strategy {
                 simple_shuffle::pick(&weights, rng)
             }
             Strategy::LeastBusy => least_busy::pick(candidates, rng),
-            Strategy::UsageBased => usage_based::pick(candidates, context.now, rng),
+            Strategy::UsageBased => usage_based::pick(candidates, rng),
             Strategy::LatencyBased {
                 lowest_latency_buffer,
                 ttl,
@@ -78,17 +87,29 @@ pub(crate) fn random_lowest(keys: &[f64], rng: &mut fastrand::Rng) -> Option<usi
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::sync::Arc;
-    use std::time::Instant;
-
+    use super::Candidate;
     use crate::settings::DeploymentSpec;
-    use crate::view::DeploymentView;
 
-    /// A fresh view for a spec built by `edit`.
-    pub fn view(id: &str, now: Instant, edit: impl FnOnce(&mut DeploymentSpec)) -> DeploymentView {
+    /// A spec built by `edit`.
+    pub fn spec(id: &str, edit: impl FnOnce(&mut DeploymentSpec)) -> DeploymentSpec {
         let mut spec = DeploymentSpec::new(id, "group", "openai/model");
         edit(&mut spec);
-        DeploymentView::new(Arc::new(spec), now)
+        spec
+    }
+
+    /// Fresh candidates, one per spec: weight 1, nothing in flight, nothing used or measured.
+    pub fn candidates(specs: &[DeploymentSpec]) -> Vec<Candidate<'_>> {
+        specs
+            .iter()
+            .map(|spec| Candidate {
+                spec,
+                weight: 1.0,
+                in_flight: 0,
+                tpm_used: 0,
+                latency: &[],
+                ttft: &[],
+            })
+            .collect()
     }
 
     /// How often each index was picked over `rounds`.
