@@ -1,7 +1,8 @@
 //! A deployment's state as the request path reads it without a message: the counters a
-//! reservation takes and gives back (in flight, requests over the sliding minute), what only the
-//! Deployment actor writes (tokens over the minute, `cooldown_until`, the latest [`Record`] of
-//! outcomes), all lock-free except the record, which only latency-based picks and views read.
+//! reservation takes and gives back (in flight, requests over the sliding minute), and what only
+//! the Deployment actor writes (tokens over the minute, `cooldown_until`, the fresh latency
+//! means latency-based picks rank by), all lock-free; plus the actor's latest [`Record`] of
+//! outcomes behind a lock, which only views read.
 //!
 //! The Deployment actor creates it and stays the owner of the decisions: it alone records
 //! outcomes, counts tokens, and decides and writes cooldowns. A worker thread only checks and
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::latency::LatencySample;
+use crate::latency::{FreshMean, LatencyConfig, LatencySample};
 use crate::settings::{DeploymentId, DeploymentSpec};
 use crate::view::{DeploymentView, Refusal};
 use crate::window::{AtomicWindow, RateWindow, WINDOW};
@@ -45,13 +46,21 @@ pub(crate) struct Admission {
     /// Nanoseconds after `origin` until which the deployment refuses requests; 0: never cooled.
     /// Written by the actor only.
     cooldown_until: AtomicU64,
+    /// Mean recent latency (per output token when known); written by the actor only.
+    latency: FreshMean,
+    /// Mean recent time to first token (streams); written by the actor only.
+    ttft: FreshMean,
     /// Written by the actor only.
     record: RwLock<Arc<Record>>,
 }
 
 impl Admission {
     /// A fresh deployment: nothing used, nothing measured.
-    pub(crate) fn new(spec: Arc<DeploymentSpec>, now: Instant) -> Admission {
+    pub(crate) fn new(
+        spec: Arc<DeploymentSpec>,
+        latency: LatencyConfig,
+        now: Instant,
+    ) -> Admission {
         Admission {
             spec,
             origin: now,
@@ -59,6 +68,8 @@ impl Admission {
             requests: AtomicWindow::new(now),
             tokens: AtomicWindow::new(now),
             cooldown_until: AtomicU64::new(0),
+            latency: FreshMean::new(now, latency),
+            ttft: FreshMean::new(now, latency),
             record: RwLock::new(Arc::new(Record {
                 successes: RateWindow::new(now),
                 failures: RateWindow::new(now),
@@ -97,6 +108,17 @@ impl Admission {
     /// Tokens over the sliding minute ending at `now`.
     pub(crate) fn tpm_used(&self, now: Instant) -> u64 {
         self.tokens.total(now)
+    }
+
+    /// Mean recent latency, seconds (per output token when known): readers call `at(now)`,
+    /// the actor `publish`es.
+    pub(crate) fn latency(&self) -> &FreshMean {
+        &self.latency
+    }
+
+    /// Mean recent time to first token, seconds; as [`Admission::latency`].
+    pub(crate) fn ttft(&self) -> &FreshMean {
+        &self.ttft
     }
 
     /// Whether a request of `input_tokens` may start at `now`: not cooling, one more request

@@ -14,7 +14,7 @@ use actix::prelude::*;
 
 use crate::admission::{Admission, Record};
 use crate::cooldown::{cooldown_for, CooldownConfig, FailureFacts};
-use crate::latency::{LatencySample, LatencyWindow, TIMEOUT_PENALTY_SECS};
+use crate::latency::{LatencyConfig, LatencySample, LatencyWindow, TIMEOUT_PENALTY_SECS};
 use crate::reservation::{Outcome, ReportOutcome};
 use crate::settings::DeploymentSpec;
 use crate::window::RateWindow;
@@ -48,15 +48,15 @@ impl DeploymentCore {
         spec: Arc<DeploymentSpec>,
         group_size: usize,
         cooldown: Arc<CooldownConfig>,
-        latency_samples: usize,
+        latency: LatencyConfig,
         now: Instant,
     ) -> DeploymentCore {
         DeploymentCore {
-            admission: Arc::new(Admission::new(spec, now)),
+            admission: Arc::new(Admission::new(spec, latency, now)),
             successes: RateWindow::new(now),
             failures: RateWindow::new(now),
-            latency: LatencyWindow::new(latency_samples),
-            ttft: LatencyWindow::new(latency_samples),
+            latency: LatencyWindow::new(latency.samples),
+            ttft: LatencyWindow::new(latency.samples),
             group_size,
             cooldown,
         }
@@ -86,11 +86,13 @@ impl DeploymentCore {
                     seconds /= completion_tokens as f64;
                 }
                 self.latency.push(LatencySample { at: now, seconds });
+                self.admission.latency().publish(&self.latency);
                 if let Some(ttft) = ttft {
                     self.ttft.push(LatencySample {
                         at: now,
                         seconds: ttft.as_secs_f64(),
                     });
+                    self.admission.ttft().publish(&self.ttft);
                 }
                 None
             }
@@ -125,6 +127,7 @@ impl DeploymentCore {
                 at: now,
                 seconds: TIMEOUT_PENALTY_SECS,
             });
+            self.admission.latency().publish(&self.latency);
         }
         let spec = self.admission.spec();
         let facts = FailureFacts {
@@ -170,10 +173,10 @@ impl Deployment {
         spec: Arc<DeploymentSpec>,
         group_size: usize,
         cooldown: Arc<CooldownConfig>,
-        latency_samples: usize,
+        latency: LatencyConfig,
         now: Instant,
     ) -> Arc<DeploymentHandle> {
-        let core = DeploymentCore::new(spec, group_size, cooldown, latency_samples, now);
+        let core = DeploymentCore::new(spec, group_size, cooldown, latency, now);
         let admission = core.admission().clone();
         let addr = Deployment::start_in_arbiter(arbiter, move |_| Deployment { core });
         Arc::new(DeploymentHandle {
@@ -219,12 +222,13 @@ impl Handler<Settle> for Deployment {
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
-    use crate::settings::RouterSettings;
+    use crate::settings::{RouterSettings, Strategy};
     use crate::view::Refusal;
 
     fn core(spec: DeploymentSpec, group_size: usize, clock: &ManualClock) -> DeploymentCore {
         let cooldown = Arc::new(CooldownConfig::from_settings(&RouterSettings::default()));
-        DeploymentCore::new(Arc::new(spec), group_size, cooldown, 10, clock.now())
+        let latency = LatencyConfig::for_strategy(&Strategy::latency_based_default());
+        DeploymentCore::new(Arc::new(spec), group_size, cooldown, latency, clock.now())
     }
 
     fn failure(class: ErrorClass, status: u16) -> Outcome {
@@ -287,6 +291,10 @@ mod tests {
         assert_eq!(view.latency.len(), 1);
         assert!((view.latency[0].seconds - 0.04).abs() < 1e-12);
         assert!((view.ttft[0].seconds - 0.3).abs() < 1e-12);
+        // Published for pickers too.
+        let latency = admission.latency().at(clock.now()).unwrap();
+        assert!((latency - 0.04).abs() < 1e-12);
+        assert_eq!(admission.ttft().at(clock.now()), Some(0.3));
         // 90 of 100 tokens used: a 10-token prompt fits, an 11-token one does not.
         assert_eq!(admission.reserve(clock.now(), 10), Ok(()));
         assert!(matches!(
@@ -303,6 +311,10 @@ mod tests {
         finish(&mut core, clock.now(), failure(ErrorClass::Timeout, 408));
         let view = core.admission().view(clock.now());
         assert_eq!(view.latency[0].seconds, TIMEOUT_PENALTY_SECS);
+        assert_eq!(
+            core.admission().latency().at(clock.now()),
+            Some(TIMEOUT_PENALTY_SECS)
+        );
     }
 
     #[test]

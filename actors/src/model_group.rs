@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::admission::Record;
 use crate::clock::Clock;
 use crate::cooldown::CooldownConfig;
 use crate::deployment::{Deployment, DeploymentHandle};
+use crate::latency::LatencyConfig;
 use crate::reservation::Reservation;
 use crate::settings::{DeploymentId, DeploymentSpec, Strategy};
 use crate::strategy::simple_shuffle::WeightTable;
-use crate::strategy::{Candidate, PickContext};
+use crate::strategy::Candidate;
 use crate::view::{Refusal, BUSY_RETRY_AFTER};
 
 /// Asks a group for a deployment and an in-flight slot on it (the Router does the same without
@@ -80,7 +80,7 @@ impl NoDeployments {
 pub(crate) struct GroupSetup {
     pub(crate) strategy: Strategy,
     pub(crate) cooldown: Arc<CooldownConfig>,
-    pub(crate) latency_samples: usize,
+    pub(crate) latency: LatencyConfig,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -191,33 +191,27 @@ impl GroupTable {
             .copied()
             .filter(|index| tier(member(index).spec()) == lowest)
             .collect();
-        // Only latency-based ranks by samples; the others never take the record's lock.
-        let records: Vec<Arc<Record>> = match self.strategy {
-            Strategy::LatencyBased { .. } => tier.iter().map(|i| member(i).record()).collect(),
-            _ => Vec::new(),
-        };
+        // Each strategy gets what it ranks by and nothing else: only usage-based reads the token
+        // windows, only latency-based the latency means (time to first token for streams).
+        let usage = self.strategy == Strategy::UsageBased;
+        let latency = matches!(self.strategy, Strategy::LatencyBased { .. });
         let candidates: Vec<Candidate<'_>> = tier
             .iter()
-            .enumerate()
-            .map(|(position, index)| {
+            .map(|index| {
                 let admission = member(index);
-                let record = records.get(position);
                 Candidate {
                     spec: admission.spec(),
                     weight: self.weights.weight(*index),
                     in_flight: admission.in_flight(),
-                    tpm_used: admission.tpm_used(now),
-                    latency: record.map_or(&[], |r| &r.latency),
-                    ttft: record.map_or(&[], |r| &r.ttft),
+                    tpm_used: if usage { admission.tpm_used(now) } else { 0 },
+                    latency: latency.then(|| admission.latency().at(now)).flatten(),
+                    ttft: (latency && request.stream)
+                        .then(|| admission.ttft().at(now))
+                        .flatten(),
                 }
             })
             .collect();
-        let context = PickContext {
-            input_tokens: request.input_tokens,
-            stream: request.stream,
-            now,
-        };
-        let chosen = self.strategy.pick(&candidates, &context, rng)?;
+        let chosen = self.strategy.pick(&candidates, rng)?;
         tier.get(chosen).copied()
     }
 
@@ -321,7 +315,7 @@ impl ModelGroup {
                     spec,
                     group_size,
                     setup.cooldown.clone(),
-                    setup.latency_samples,
+                    setup.latency,
                     now,
                 )
             })

@@ -185,7 +185,8 @@ mod tests {
     use super::*;
     use crate::admission::Admission;
     use crate::clock::ManualClock;
-    use crate::settings::DeploymentSpec;
+    use crate::latency::LatencyConfig;
+    use crate::settings::{DeploymentSpec, Strategy};
     use std::sync::Mutex;
 
     /// Records every outcome it is sent.
@@ -222,7 +223,8 @@ mod tests {
         let recorder = Recorder(seen.clone()).start();
         let now = clock.now();
         let spec = Arc::new(DeploymentSpec::new("d1", "g", "m"));
-        let admission = Arc::new(Admission::new(spec, now));
+        let latency = LatencyConfig::for_strategy(&Strategy::SimpleShuffle);
+        let admission = Arc::new(Admission::new(spec, latency, now));
         admission.reserve(now, 0).unwrap();
         let handle = Arc::new(DeploymentHandle {
             admission: admission.clone(),

@@ -16,15 +16,13 @@ use crate::cooldown::CooldownConfig;
 use crate::deployment::DeploymentHandle;
 use crate::error::{AttemptError, ErrorClass};
 use crate::fallback::fallback_groups;
+use crate::latency::LatencyConfig;
 use crate::model_group::{GroupSetup, GroupTable, ModelGroup, NoDeployments, Pick};
 use crate::reservation::Reservation;
 use crate::retry::{backoff, retry_budget, should_retry, RetrySources, MAX_BACKOFF};
-use crate::settings::{DeploymentId, DeploymentSpec, RouterSettings, Strategy};
+use crate::settings::{DeploymentId, DeploymentSpec, RouterSettings};
 use crate::view::DeploymentView;
 use crate::wildcard::{upstream_model, Pattern};
-
-/// Latency samples kept per deployment when the strategy does not say.
-const DEFAULT_LATENCY_SAMPLES: usize = 10;
 
 /// Where a requested model name routes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,13 +216,7 @@ impl Router {
         let setup = GroupSetup {
             strategy: settings.strategy.clone(),
             cooldown: Arc::new(CooldownConfig::from_settings(&settings)),
-            latency_samples: match settings.strategy {
-                Strategy::LatencyBased {
-                    max_latency_list_size,
-                    ..
-                } => max_latency_list_size,
-                _ => DEFAULT_LATENCY_SAMPLES,
-            },
+            latency: LatencyConfig::for_strategy(&settings.strategy),
             clock: clock.clone(),
         };
 

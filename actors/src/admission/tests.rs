@@ -6,11 +6,13 @@ use std::thread;
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::settings::Strategy;
 
 fn admission(clock: &ManualClock, edit: impl FnOnce(&mut DeploymentSpec)) -> Arc<Admission> {
     let mut spec = DeploymentSpec::new("a", "g", "openai/g");
     edit(&mut spec);
-    Arc::new(Admission::new(Arc::new(spec), clock.now()))
+    let latency = LatencyConfig::for_strategy(&Strategy::SimpleShuffle);
+    Arc::new(Admission::new(Arc::new(spec), latency, clock.now()))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::settings::Alias;
+use crate::settings::{Alias, Strategy};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct TestError {
@@ -889,4 +889,39 @@ async fn a_cooldown_the_actor_decides_is_seen_by_pickers_on_every_thread() {
     clock.advance(Duration::from_secs(5));
     let back = router.group("g").unwrap().send(pinned).await.unwrap();
     assert_eq!(back.unwrap().deployment().as_ref(), "a");
+}
+
+#[actix::test]
+async fn latency_based_ranks_streams_by_time_to_first_token() {
+    let settings = RouterSettings {
+        strategy: Strategy::latency_based_default(),
+        ..RouterSettings::default()
+    };
+    let (router, clock) = start(vec![spec("a", "g"), spec("b", "g")], settings);
+    let group = router.group("g").unwrap();
+    let pick = |pinned: Option<&str>, stream: bool| Pick {
+        exclude: Vec::new(),
+        input_tokens: 0,
+        stream,
+        pinned: pinned.map(Arc::from),
+    };
+    // "a": 0.01 s per token but 0.9 s to the first; "b": 0.05 s per token, 0.1 s to the first.
+    for (id, ttft, total) in [("a", 900, 1000), ("b", 100, 5000)] {
+        let reservation = group.send(pick(Some(id), true)).await.unwrap().unwrap();
+        clock.advance(Duration::from_millis(ttft));
+        reservation.first_token();
+        clock.advance(Duration::from_millis(total - ttft));
+        reservation.succeed(10, 100);
+        reservation.settle().await;
+    }
+    for _ in 0..20 {
+        let plain = group.send(pick(None, false)).await.unwrap().unwrap();
+        assert_eq!(plain.deployment().as_ref(), "a", "lowest latency per token");
+        let stream = group.send(pick(None, true)).await.unwrap().unwrap();
+        assert_eq!(
+            stream.deployment().as_ref(),
+            "b",
+            "lowest time to first token"
+        );
+    }
 }

@@ -9,9 +9,6 @@ pub mod least_busy;
 pub mod simple_shuffle;
 pub mod usage_based;
 
-use std::time::Instant;
-
-use crate::latency::LatencySample;
 use crate::settings::{DeploymentSpec, Strategy};
 
 /// One eligible deployment as a strategy sees it: the numbers the strategies rank by, read
@@ -24,33 +21,21 @@ pub struct Candidate<'a> {
     pub weight: f64,
     /// Requests in flight (least-busy).
     pub in_flight: u32,
-    /// Tokens over the sliding minute (usage-based).
+    /// Tokens over the sliding minute (usage-based; the group's pick leaves it 0 for the other
+    /// strategies, which do not read it).
     pub tpm_used: u64,
-    /// Recent latencies (latency-based; other strategies get none, to skip reading them).
-    pub latency: &'a [LatencySample],
-    /// Recent times to first token (latency-based, streams).
-    pub ttft: &'a [LatencySample],
-}
-
-/// The request facts a strategy may use.
-#[derive(Clone, Copy, Debug)]
-pub struct PickContext {
-    /// Estimated prompt tokens.
-    pub input_tokens: u64,
-    /// Whether the client asked for a stream (latency-based ranks by time to first token).
-    pub stream: bool,
-    /// The time at which to evaluate windows and sample ages.
-    pub now: Instant,
+    /// Mean recent latency in seconds (per output token when known), samples older than the
+    /// strategy's ttl left out; `None` when none is fresh (latency-based; `None` for the other
+    /// strategies, likewise).
+    pub latency: Option<f64>,
+    /// Mean recent time to first token, likewise; filled for stream requests only, so that a
+    /// strategy ranks a stream by it when known.
+    pub ttft: Option<f64>,
 }
 
 impl Strategy {
     /// The index in `candidates` to try, or `None` when `candidates` is empty.
-    pub fn pick(
-        &self,
-        candidates: &[Candidate<'_>],
-        context: &PickContext,
-        rng: &mut fastrand::Rng,
-    ) -> Option<usize> {
+    pub fn pick(&self, candidates: &[Candidate<'_>], rng: &mut fastrand::Rng) -> Option<usize> {
         match self {
             Strategy::SimpleShuffle => {
                 let weights: Vec<f64> = candidates.iter().map(|c| c.weight).collect();
@@ -60,9 +45,8 @@ impl Strategy {
             Strategy::UsageBased => usage_based::pick(candidates, rng),
             Strategy::LatencyBased {
                 lowest_latency_buffer,
-                ttl,
                 ..
-            } => latency_based::pick(candidates, context, *lowest_latency_buffer, *ttl, rng),
+            } => latency_based::pick(candidates, *lowest_latency_buffer, rng),
             Strategy::CostBased => cost_based::pick(candidates, rng),
         }
     }
@@ -106,8 +90,8 @@ pub(crate) mod test_support {
                 weight: 1.0,
                 in_flight: 0,
                 tpm_used: 0,
-                latency: &[],
-                ttft: &[],
+                latency: None,
+                ttft: None,
             })
             .collect()
     }
