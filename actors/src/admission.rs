@@ -1,8 +1,8 @@
 //! A deployment's state as the request path reads it without a message: the counters a
 //! reservation takes and gives back (in flight, requests over the sliding minute), and what only
 //! the Deployment actor writes (tokens over the minute, `cooldown_until`, the fresh latency
-//! means latency-based picks rank by), all lock-free; plus the actor's latest [`Record`] of
-//! outcomes behind a lock, which only views read.
+//! means latency-based picks rank by), all lock-free; the actor's latest [`Record`] of outcomes
+//! behind a lock, which only views read; and the outbox that carries outcomes to the actor.
 //!
 //! The Deployment actor creates it and stays the owner of the decisions: it alone records
 //! outcomes, counts tokens, and decides and writes cooldowns. A worker thread only checks and
@@ -11,10 +11,11 @@
 //! step crossed the limit), though two requests racing for the last slot may both be refused.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::latency::{FreshMean, LatencyConfig, LatencySample};
+use crate::reservation::ReportOutcome;
 use crate::settings::{DeploymentId, DeploymentSpec};
 use crate::view::{DeploymentView, Refusal};
 use crate::window::{AtomicWindow, RateWindow, WINDOW};
@@ -52,6 +53,16 @@ pub(crate) struct Admission {
     ttft: FreshMean,
     /// Written by the actor only.
     record: RwLock<Arc<Record>>,
+    outbox: Mutex<Outbox>,
+}
+
+/// Outcomes on their way to the actor.
+#[derive(Debug, Default)]
+struct Outbox {
+    outcomes: Vec<ReportOutcome>,
+    /// The actor will look at the outbox again without being told (a wake-up is on its way, or
+    /// it is polling).
+    watched: bool,
 }
 
 impl Admission {
@@ -76,6 +87,7 @@ impl Admission {
                 latency: Arc::from([]),
                 ttft: Arc::from([]),
             })),
+            outbox: Mutex::new(Outbox::default()),
         }
     }
 
@@ -237,6 +249,24 @@ impl Admission {
         let _ = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Queues an outcome for the actor. Returns whether the caller must wake it (send it a
+    /// message): only when the actor is not already going to look (see
+    /// [`Admission::drain_into`]), so under load no outcome costs a wake-up.
+    pub(crate) fn post(&self, report: ReportOutcome) -> bool {
+        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        outbox.outcomes.push(report);
+        !std::mem::replace(&mut outbox.watched, true)
+    }
+
+    /// Actor only: moves the queued outcomes into `into` (empty; its capacity is reused). If
+    /// there were some, the actor must look again later (it polls while outcomes keep coming);
+    /// if there were none, it may stop, and the next post wakes it.
+    pub(crate) fn drain_into(&self, into: &mut Vec<ReportOutcome>) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut outbox.outcomes, into);
+        outbox.watched = !into.is_empty();
     }
 
     /// The actor's latest record.

@@ -1,11 +1,18 @@
 //! The Deployment actor: the owner of one deployment's limits and health. It creates the
 //! deployment's shared [`Admission`] state, which request threads reserve against without a
-//! message (lock-free in-flight and rpm counters), and it alone records outcomes: each
-//! [`ReportOutcome`] feeds the tpm window, latency samples and this minute's successes and
-//! failures, decides whether a failure starts a cooldown (written to the admission state, which
-//! every picker reads), and publishes a fresh record. Windows and cooldown expiry are evaluated
-//! lazily against the reader's `now`, so the actor needs no timers and a deployment leaves
-//! cooldown by itself when the time is up.
+//! message (lock-free in-flight and rpm counters), and it alone records outcomes: reservations
+//! post them to the admission state's outbox; each outcome feeds the tpm window, latency
+//! samples and this minute's successes and failures, and decides whether a failure starts a
+//! cooldown (written to the admission state, which every picker reads); after each batch the
+//! actor publishes what it learned.
+//!
+//! Outcomes are collected without a message per request: an idle actor is woken by the first
+//! post ([`Settle`]), and while outcomes keep coming it drains its outbox every
+//! [`COLLECT_EVERY`] on a context timer, stopping (and waiting for a wake-up) when a drain finds
+//! nothing. The router awaits a `Settle` after a failure, which drains at once, so the cooldown
+//! a failure causes is in force before the router picks again. Windows and cooldown expiry are
+//! evaluated lazily against the reader's `now`, so no timer is needed for them and a deployment
+//! leaves cooldown by itself when the time is up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,13 +27,18 @@ use crate::settings::DeploymentSpec;
 use crate::window::RateWindow;
 use crate::ErrorClass;
 
-/// Mailbox bound for a deployment; outcomes arrive by `do_send`, which ignores it, so this only
-/// bounds [`Settle`] round trips.
+/// Mailbox bound for a deployment: wake-ups arrive by `do_send`, which ignores it (and there is
+/// at most one on its way), so this only bounds the router's awaited [`Settle`]s.
 const MAILBOX_CAPACITY: usize = 1024;
 
-/// Answers once the actor has handled every message sent to it before this one (its mailbox is
-/// first in, first out): after reporting a failure, the router awaits it so that the cooldown
-/// the failure caused is in force before it picks again.
+/// How often a busy actor drains its outbox: the delay before an outcome of a request that
+/// succeeded feeds tpm and latency samples, traded for not waking the actor's thread per request
+/// (each wake-up is a context switch, and the actor shares the workers' cores).
+const COLLECT_EVERY: Duration = Duration::from_millis(1);
+
+/// Records every outcome posted to the deployment so far, and answers once they are recorded.
+/// A post to an idle actor sends one (`do_send`) to wake it; after a failure the router awaits
+/// one, so that the cooldown the failure caused is in force before it picks again.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Settle;
@@ -41,6 +53,9 @@ pub(crate) struct DeploymentCore {
     ttft: LatencyWindow,
     group_size: usize,
     cooldown: Arc<CooldownConfig>,
+    /// Samples added since the last publication.
+    new_latency: bool,
+    new_ttft: bool,
 }
 
 impl DeploymentCore {
@@ -59,6 +74,8 @@ impl DeploymentCore {
             ttft: LatencyWindow::new(latency.samples),
             group_size,
             cooldown,
+            new_latency: false,
+            new_ttft: false,
         }
     }
 
@@ -66,10 +83,11 @@ impl DeploymentCore {
         &self.admission
     }
 
-    /// Records an outcome (the reservation gave its slot back already) and publishes the new
-    /// record; returns the cooldown it started, if any.
-    pub(crate) fn report(&mut self, now: Instant, outcome: Outcome) -> Option<Duration> {
-        let cooldown = match outcome {
+    /// Records an outcome (the reservation gave its slot back already); returns the cooldown it
+    /// started, if any. The cooldown is in force at once; the rest is seen by pickers and views
+    /// after [`DeploymentCore::publish`].
+    pub(crate) fn record(&mut self, now: Instant, outcome: Outcome) -> Option<Duration> {
+        match outcome {
             Outcome::Success {
                 latency,
                 ttft,
@@ -86,13 +104,13 @@ impl DeploymentCore {
                     seconds /= completion_tokens as f64;
                 }
                 self.latency.push(LatencySample { at: now, seconds });
-                self.admission.latency().publish(&self.latency);
+                self.new_latency = true;
                 if let Some(ttft) = ttft {
                     self.ttft.push(LatencySample {
                         at: now,
                         seconds: ttft.as_secs_f64(),
                     });
-                    self.admission.ttft().publish(&self.ttft);
+                    self.new_ttft = true;
                 }
                 None
             }
@@ -103,15 +121,25 @@ impl DeploymentCore {
                 ..
             } => self.failed(now, class, status, retry_after),
             // The slot is back; nothing else to count.
-            Outcome::Cancelled => return None,
-        };
+            Outcome::Cancelled => None,
+        }
+    }
+
+    /// Publishes what the outcomes recorded since the last call taught: the latency means for
+    /// pickers, the record for views.
+    pub(crate) fn publish(&mut self) {
+        if std::mem::take(&mut self.new_latency) {
+            self.admission.latency().publish(&self.latency);
+        }
+        if std::mem::take(&mut self.new_ttft) {
+            self.admission.ttft().publish(&self.ttft);
+        }
         self.admission.publish(Record {
             successes: self.successes,
             failures: self.failures,
             latency: self.latency.snapshot(),
             ttft: self.ttft.snapshot(),
         });
-        cooldown
     }
 
     fn failed(
@@ -127,7 +155,7 @@ impl DeploymentCore {
                 at: now,
                 seconds: TIMEOUT_PENALTY_SECS,
             });
-            self.admission.latency().publish(&self.latency);
+            self.new_latency = true;
         }
         let spec = self.admission.spec();
         let facts = FailureFacts {
@@ -150,18 +178,21 @@ impl DeploymentCore {
     }
 }
 
-/// What the request path holds of a deployment: its admission state and where its outcomes go.
-/// One per deployment, shared by the group's table and every reservation on it.
+/// What the request path holds of a deployment: its admission state (and outbox) and how to
+/// wake its actor. One per deployment, shared by the group's table and every reservation on it.
 #[derive(Debug)]
 pub(crate) struct DeploymentHandle {
     pub(crate) admission: Arc<Admission>,
-    pub(crate) report: Recipient<ReportOutcome>,
     pub(crate) settle: Recipient<Settle>,
 }
 
 /// One deployment's actor; see the module doc.
 pub struct Deployment {
     core: DeploymentCore,
+    /// The outcomes being recorded (kept to reuse its capacity).
+    batch: Vec<ReportOutcome>,
+    /// A drain is scheduled on the context timer.
+    collecting: bool,
 }
 
 impl Deployment {
@@ -178,10 +209,13 @@ impl Deployment {
     ) -> Arc<DeploymentHandle> {
         let core = DeploymentCore::new(spec, group_size, cooldown, latency, now);
         let admission = core.admission().clone();
-        let addr = Deployment::start_in_arbiter(arbiter, move |_| Deployment { core });
+        let addr = Deployment::start_in_arbiter(arbiter, move |_| Deployment {
+            core,
+            batch: Vec::new(),
+            collecting: false,
+        });
         Arc::new(DeploymentHandle {
             admission,
-            report: addr.clone().recipient(),
             settle: addr.recipient(),
         })
     }
@@ -195,19 +229,32 @@ impl Actor for Deployment {
     }
 }
 
-impl Handler<ReportOutcome> for Deployment {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
-        if let Some(cooldown) = self.core.report(msg.at, msg.outcome) {
-            let spec = self.core.admission().spec();
-            log::warn!(
-                "deployment {} (model {}) cooling down for {:.1}s after {:?}",
-                spec.id,
-                spec.model,
-                cooldown.as_secs_f64(),
-                msg.outcome
-            );
+impl Deployment {
+    /// Records what the outbox holds; if it held something, looks again in [`COLLECT_EVERY`].
+    fn collect(&mut self, ctx: &mut Context<Self>) {
+        self.core.admission().drain_into(&mut self.batch);
+        if self.batch.is_empty() {
+            return;
+        }
+        for report in self.batch.drain(..) {
+            if let Some(cooldown) = self.core.record(report.at, report.outcome) {
+                let spec = self.core.admission().spec();
+                log::warn!(
+                    "deployment {} (model {}) cooling down for {:.1}s after {:?}",
+                    spec.id,
+                    spec.model,
+                    cooldown.as_secs_f64(),
+                    report.outcome
+                );
+            }
+        }
+        self.core.publish();
+        if !self.collecting {
+            self.collecting = true;
+            ctx.run_later(COLLECT_EVERY, |actor, ctx| {
+                actor.collecting = false;
+                actor.collect(ctx);
+            });
         }
     }
 }
@@ -215,7 +262,9 @@ impl Handler<ReportOutcome> for Deployment {
 impl Handler<Settle> for Deployment {
     type Result = ();
 
-    fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
+    fn handle(&mut self, _: Settle, ctx: &mut Context<Self>) {
+        self.collect(ctx);
+    }
 }
 
 #[cfg(test)]
@@ -240,10 +289,12 @@ mod tests {
         }
     }
 
-    /// A reservation's life without the actor: reserve, give the slot back, report.
+    /// A reservation's end without the actor: give the slot back, record, publish.
     fn finish(core: &mut DeploymentCore, now: Instant, outcome: Outcome) -> Option<Duration> {
         core.admission().release();
-        core.report(now, outcome)
+        let cooldown = core.record(now, outcome);
+        core.publish();
+        cooldown
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //!
 //! - One **[`Deployment`] actor** per deployment owns its limits and health. It creates the
 //!   deployment's shared admission state (lock-free counters: in flight, requests and tokens over
-//!   the sliding minute, `cooldown_until`), records every [`ReportOutcome`] (tokens, latency
-//!   samples, this minute's successes and failures), decides cooldowns and writes them there,
-//!   and publishes what it learned.
+//!   the sliding minute, `cooldown_until`), records every outcome (tokens, latency samples, this
+//!   minute's successes and failures), decides cooldowns and writes them there, and publishes
+//!   what it learned.
 //! - One **[`ModelGroup`] actor** per `model_name` supervises its deployments: it starts their
 //!   actors and builds the group's table (members, precomputed weights, order tiers). It answers
 //!   [`Pick`]; the Router runs the same pick without the message.
@@ -18,9 +18,10 @@
 //!   [`strategy`]) choose, and takes a slot with one atomic check-and-increment that never lets
 //!   rpm or `max_parallel_requests` be exceeded. The result is a [`Reservation`] (an RAII
 //!   in-flight slot that reports exactly one [`Outcome`], `Cancelled` if dropped unreported) or
-//!   [`NoDeployments`]. Reporting frees the slot at once and sends the outcome to the Deployment
-//!   actor without waiting; after a failure the router waits for the actor's decision
-//!   ([`Settle`]) before it picks again.
+//!   [`NoDeployments`]. Reporting frees the slot at once and posts the outcome to the Deployment
+//!   actor without waiting (the first post since the actor last drained wakes it with
+//!   [`Settle`]); after a failure the router awaits a `Settle` (the actor's decision) before it
+//!   picks again.
 //! - All these actors live on one dedicated Arbiter started by [`Router::start`].
 //! - The **[`Router`]** is a cheap `Arc` handle that resolves names (group, alias, deployment id,
 //!   wildcard, litellm model) and runs the pick, retry and fallback loop on the caller's task, so
@@ -59,7 +60,7 @@ pub use error::{AttemptError, ErrorClass};
 pub use fallback::fallback_groups;
 pub use latency::{LatencySample, TIMEOUT_PENALTY_SECS};
 pub use model_group::{ModelGroup, NoDeployments, Pick};
-pub use reservation::{Outcome, ReportOutcome, Reservation};
+pub use reservation::{Outcome, Reservation};
 pub use retry::{backoff, retry_budget, should_retry, RetrySources};
 pub use router::{Attempt, Resolved, RouteError, RouteErrorKind, RouteRequest, Routed, Router};
 pub use settings::{

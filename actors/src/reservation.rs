@@ -2,15 +2,13 @@
 //! Exactly one outcome per reservation: the first `succeed` or `fail`, or `Cancelled` when the
 //! last clone is dropped without either (the client hung up, or the request future was dropped).
 //! Reporting gives the slot back at once, on the caller's thread (one atomic decrement), so
-//! in-flight counts never leak and never wait for a mailbox; the outcome itself goes to the
-//! Deployment actor by `do_send`, off the request's latency.
+//! in-flight counts never leak and never wait for a mailbox; the outcome itself is posted to the
+//! Deployment actor (see `Admission::post`), off the request's latency.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-use actix::prelude::*;
 
 use crate::clock::Clock;
 use crate::deployment::{DeploymentHandle, Settle};
@@ -46,15 +44,14 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Tells a Deployment how one of its reservations ended, and when (so a cooldown starts at the
-/// failure, not when the actor gets to the message).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct ReportOutcome {
+/// How one reservation ended, and when (so a cooldown starts at the failure, not when the actor
+/// gets to it), as posted to the Deployment actor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ReportOutcome {
     /// What happened.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// When it was reported.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// An in-flight slot on one deployment. Cheap to clone; see the module doc for the reporting rule.
@@ -138,7 +135,7 @@ impl Reservation {
         Arc::strong_count(&self.inner) == 1
     }
 
-    /// Resolves once the Deployment actor has handled every outcome sent to it so far (this
+    /// Resolves once the Deployment actor has recorded every outcome posted to it so far (this
     /// one included, when reported): a cooldown the failure caused is then in force. Only the
     /// failure path waits for it.
     pub(crate) async fn settle(&self) {
@@ -154,12 +151,15 @@ impl Reservation {
 }
 
 impl Inner {
-    /// Frees the slot now, then tells the actor.
+    /// Frees the slot now, then posts the outcome to the actor, waking it if no wake-up is on
+    /// its way already.
     fn finish(&self, outcome: Outcome) {
         let deployment = &self.deployment;
         deployment.admission.release();
         let at = self.clock.now();
-        deployment.report.do_send(ReportOutcome { outcome, at });
+        if deployment.admission.post(ReportOutcome { outcome, at }) {
+            deployment.settle.do_send(Settle);
+        }
     }
 }
 
@@ -187,25 +187,27 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::latency::LatencyConfig;
     use crate::settings::{DeploymentSpec, Strategy};
+    use actix::prelude::*;
     use std::sync::Mutex;
 
-    /// Records every outcome it is sent.
-    struct Recorder(Arc<Mutex<Vec<Outcome>>>);
+    /// Records every outcome posted to its deployment, as the Deployment actor would.
+    struct Recorder {
+        admission: Arc<Admission>,
+        seen: Arc<Mutex<Vec<Outcome>>>,
+    }
 
     impl Actor for Recorder {
         type Context = Context<Self>;
     }
 
-    impl Handler<ReportOutcome> for Recorder {
-        type Result = ();
-        fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(msg.outcome);
-        }
-    }
-
     impl Handler<Settle> for Recorder {
         type Result = ();
-        fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
+        fn handle(&mut self, _: Settle, _: &mut Context<Self>) {
+            let mut batch = Vec::new();
+            self.admission.drain_into(&mut batch);
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend(batch.iter().map(|report| report.outcome));
+        }
     }
 
     struct Setup {
@@ -220,15 +222,18 @@ mod tests {
     fn setup() -> Setup {
         let clock = ManualClock::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Recorder(seen.clone()).start();
         let now = clock.now();
         let spec = Arc::new(DeploymentSpec::new("d1", "g", "m"));
         let latency = LatencyConfig::for_strategy(&Strategy::SimpleShuffle);
         let admission = Arc::new(Admission::new(spec, latency, now));
         admission.reserve(now, 0).unwrap();
+        let recorder = Recorder {
+            admission: admission.clone(),
+            seen: seen.clone(),
+        }
+        .start();
         let handle = Arc::new(DeploymentHandle {
             admission: admission.clone(),
-            report: recorder.clone().recipient(),
             settle: recorder.clone().recipient(),
         });
         let reservation = Reservation::new(handle, clock.clone(), now);

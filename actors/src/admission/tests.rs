@@ -6,6 +6,7 @@ use std::thread;
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::reservation::{Outcome, ReportOutcome};
 use crate::settings::Strategy;
 
 fn admission(clock: &ManualClock, edit: impl FnOnce(&mut DeploymentSpec)) -> Arc<Admission> {
@@ -198,4 +199,30 @@ fn cancelled_and_finished_reservations_free_slots_at_once() {
     a.release();
     assert_eq!(a.in_flight(), 0, "an extra release never underflows");
     assert_eq!(a.view(clock.now()).rpm_used(clock.now()), 3.0);
+}
+
+#[test]
+fn posting_wakes_the_actor_only_when_it_is_not_looking() {
+    let clock = ManualClock::new();
+    let a = admission(&clock, |_| {});
+    let report = ReportOutcome {
+        outcome: Outcome::Cancelled,
+        at: clock.now(),
+    };
+    assert!(a.post(report), "an idle actor is woken");
+    assert!(!a.post(report), "a wake-up is on its way");
+    assert!(!a.post(report));
+    let mut batch = Vec::new();
+    a.drain_into(&mut batch);
+    assert_eq!(batch, vec![report; 3], "one wake-up, every outcome");
+    // It found some, so it looks again later: posts meanwhile send nothing.
+    assert!(!a.post(report));
+    batch.clear();
+    a.drain_into(&mut batch);
+    assert_eq!(batch, vec![report]);
+    // Nothing came since: it stops looking, and the next post wakes it.
+    batch.clear();
+    a.drain_into(&mut batch);
+    assert!(batch.is_empty());
+    assert!(a.post(report));
 }

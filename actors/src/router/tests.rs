@@ -925,3 +925,26 @@ async fn latency_based_ranks_streams_by_time_to_first_token() {
         );
     }
 }
+
+#[actix::test]
+async fn outcomes_posted_while_the_actor_collects_are_all_recorded() {
+    // Only a post to an idle actor wakes it; the rest are collected by its timer. Were that
+    // broken, the outcomes posted after its first drain would never be recorded.
+    let (router, clock) = start(vec![spec("a", "g")], RouterSettings::default());
+    let group = router.group("g").unwrap();
+    let pick = Pick {
+        exclude: Vec::new(),
+        input_tokens: 0,
+        stream: false,
+        pinned: None,
+    };
+    for _ in 0..200 {
+        let reservation = group.send(pick.clone()).await.unwrap().unwrap();
+        reservation.succeed(1, 1);
+    }
+    eventually("all 200 recorded", || {
+        let view = router.view("a").unwrap();
+        view.successes.estimate(clock.now()) == 200.0 && view.tpm_used(clock.now()) == 400.0
+    })
+    .await;
+}
