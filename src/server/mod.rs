@@ -282,51 +282,66 @@ fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
 /// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
 /// value.
 fn add_litellm_headers(res: &mut HttpResponseBuilder, meta: &CallMeta) {
-    let mut put = |name: &str, value: String| {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            res.insert_header((n, v));
+    // Fixed names are built once at compile time; numbers are formatted straight into values.
+    let mut put = |name: &'static str, value: Option<HeaderValue>| {
+        if let Some(v) = value {
+            res.insert_header((HeaderName::from_static(name), v));
         }
     };
-    put("x-litellm-call-id", meta.call_id.clone());
-    put("x-litellm-version", env!("CARGO_PKG_VERSION").to_string());
-    if let Some(id) = &meta.model_id {
-        put("x-litellm-model-id", id.clone());
-    }
-    if let Some(group) = &meta.model_group {
-        put("x-litellm-model-group", group.clone());
-    }
-    if let Some(base) = &meta.api_base {
-        put(
-            "x-litellm-model-api-base",
-            base.split('?').next().unwrap_or_default().to_string(),
-        );
-    }
+    let text = |s: &str| HeaderValue::from_str(s).ok();
+    put("x-litellm-call-id", text(&meta.call_id));
+    put(
+        "x-litellm-version",
+        Some(HeaderValue::from_static(env!("CARGO_PKG_VERSION"))),
+    );
+    put(
+        "x-litellm-model-id",
+        meta.model_id.as_deref().and_then(text),
+    );
+    put(
+        "x-litellm-model-group",
+        meta.model_group.as_deref().and_then(text),
+    );
+    put(
+        "x-litellm-model-api-base",
+        meta.api_base
+            .as_deref()
+            .and_then(|base| text(base.split('?').next().unwrap_or_default())),
+    );
     put(
         "x-litellm-attempted-retries",
-        meta.attempted_retries.to_string(),
+        Some(HeaderValue::from(meta.attempted_retries)),
     );
     put(
         "x-litellm-attempted-fallbacks",
-        meta.attempted_fallbacks.to_string(),
+        Some(HeaderValue::from(meta.attempted_fallbacks)),
     );
     if meta.attempted_retries > 0 {
-        put("x-litellm-max-retries", meta.max_retries.to_string());
+        put(
+            "x-litellm-max-retries",
+            Some(HeaderValue::from(meta.max_retries)),
+        );
     }
     if meta.model_id.is_some() {
         put(
             "x-litellm-response-duration-ms",
-            format!("{:.3}", ms(meta.upstream_duration)),
+            text(&format!("{:.3}", ms(meta.upstream_duration))),
         );
         put(
             "x-litellm-overhead-duration-ms",
-            format!(
+            text(&format!(
                 "{:.3}",
                 ms(meta.total_duration.saturating_sub(meta.upstream_duration))
-            ),
+            )),
         );
     }
     for (k, v) in &meta.upstream_headers {
-        put(k, v.clone());
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            res.insert_header((n, v));
+        }
     }
 }
 
