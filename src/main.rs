@@ -11,6 +11,12 @@ use llm_proxy::{LlmProxy, ProxyConfig};
 use serde::Deserialize;
 
 /// An LLM gateway that reads LiteLLM's config.yaml and serves the OpenAI API.
+/// A request allocates and frees many small buffers; mimalloc does that for much less than
+/// glibc's malloc (bench: ~27 -> ~23 µs of CPU a request, +17 % requests/s on one core).
+/// Library users keep their own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "llm-proxy", version, about)]
 struct Cli {
