@@ -320,15 +320,20 @@ async fn attempt_once(
     let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
     let label = provider_label(adapter.name());
     let started = Instant::now();
-    let mut reply = with_timeout(
-        timeout,
-        &label,
-        upstream::send(&client, &upstream_request, &label),
-    )
+    // One deadline for the whole exchange: the head and, unless it is a stream, the body.
+    let whole_body = !request.stream;
+    let (mut reply, body) = with_timeout(timeout, &label, async {
+        let mut reply = upstream::send(&client, &upstream_request, &label).await?;
+        let body = if whole_body || reply.status >= 400 {
+            Some(upstream::read_body(&mut reply, &label).await?)
+        } else {
+            None
+        };
+        Ok((reply, body))
+    })
     .await?;
     let forwarded = forwardable_headers(&reply.headers);
-    if reply.status >= 400 || !request.stream {
-        let body = with_timeout(timeout, &label, upstream::read_body(&mut reply, &label)).await?;
+    if let Some(body) = body {
         let response = UpstreamResponse {
             status: reply.status,
             headers: &reply.headers,
