@@ -88,27 +88,54 @@ pub fn is_control_field(key: &str) -> bool {
     CONTROL_FIELDS.contains(&key) || key.starts_with("litellm_") || key.starts_with("user_api_key")
 }
 
+/// What a deployment adds to every request: its OpenAI params and `extra_headers`, read out of
+/// `litellm_params` once, at start-up, instead of on every call.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentDefaults {
+    params: Vec<(&'static str, Value)>,
+    extra_headers: Vec<(String, String)>,
+}
+
+impl DeploymentDefaults {
+    pub fn from_params(litellm_params: &Map<String, Value>) -> DeploymentDefaults {
+        DeploymentDefaults {
+            params: OPENAI_PARAMS
+                .iter()
+                .filter_map(|key| {
+                    litellm_params
+                        .get(*key)
+                        .filter(|v| !v.is_null())
+                        .map(|v| (*key, v.clone()))
+                })
+                .collect(),
+            extra_headers: litellm_params
+                .get("extra_headers")
+                .map(header_pairs)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// [`prepare_with`] for a deployment's raw `litellm_params`.
+pub fn prepare(body: impl IntoBody, deployment: &Map<String, Value>) -> PreparedRequest {
+    prepare_with(body, &DeploymentDefaults::from_params(deployment))
+}
+
 /// The body an adapter translates: the client's fields in their order, deployment defaults
 /// appended for the OpenAI params the client left out, `extra_body` merged in, control fields
 /// removed. `extra_headers` come from the request if it has them, else from the deployment.
-pub fn prepare(body: impl IntoBody, deployment: &Map<String, Value>) -> PreparedRequest {
+pub fn prepare_with(body: impl IntoBody, defaults: &DeploymentDefaults) -> PreparedRequest {
     let client = body.into_body();
-    let mut appended: Vec<(String, Value)> = OPENAI_PARAMS
+    let mut appended: Vec<(String, Value)> = defaults
+        .params
         .iter()
-        .filter(|key| !client.contains(key))
-        .filter_map(|key| {
-            deployment
-                .get(*key)
-                .filter(|v| !v.is_null())
-                .map(|v| ((*key).to_string(), v.clone()))
-        })
+        .filter(|(key, _)| !client.contains(key))
+        .map(|(key, v)| ((*key).to_string(), v.clone()))
         .collect();
-    let extra_headers = client
-        .value("extra_headers")
-        .as_ref()
-        .or_else(|| deployment.get("extra_headers"))
-        .map(header_pairs)
-        .unwrap_or_default();
+    let extra_headers = match client.value("extra_headers") {
+        Some(v) => header_pairs(&v),
+        None => defaults.extra_headers.clone(),
+    };
     if let Some(Value::Object(extra)) = client.value("extra_body") {
         for (k, v) in extra {
             let taken = client.contains(&k) || appended.iter().any(|(a, _)| *a == k);

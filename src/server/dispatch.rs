@@ -287,7 +287,7 @@ async fn attempt_once(
         .value("mock_response")
         .or_else(|| params.get("mock_response").cloned())
         .filter(|v| !v.is_null());
-    let mut prepared = params::prepare(request.body.clone(), params);
+    let mut prepared = params::prepare_with(request.body.clone(), &deployment.defaults);
     let stream_ctx = StreamContext {
         include_usage: prepared.include_usage,
         ..stream_ctx

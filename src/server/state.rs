@@ -15,6 +15,7 @@ use llm_proxy_actors::{
 use super::auth::{Authorizer, MasterKeyAuth};
 use super::dispatch::Overrides;
 use crate::config::{self, DeploymentConfig, ProxyConfig};
+use crate::providers::params::DeploymentDefaults;
 use crate::providers::{self, ProviderAdapter, ProviderError};
 
 /// LiteLLM's default request timeout (`litellm.request_timeout`).
@@ -44,6 +45,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct DeploymentRuntime {
     pub config: DeploymentConfig,
+    /// The OpenAI params and headers the deployment adds to every request.
+    pub defaults: DeploymentDefaults,
     adapter: Result<Arc<dyn ProviderAdapter>, ProviderError>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
@@ -154,6 +157,7 @@ impl Shared {
                 ),
                 stream_timeout: secs(d.f64_param("stream_timeout")),
                 adapter,
+                defaults: DeploymentDefaults::from_params(&d.litellm_params),
                 config: d.clone(),
             };
             deployments.insert(d.id.clone(), Arc::new(runtime));
