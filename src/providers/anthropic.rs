@@ -1471,12 +1471,7 @@ mod tests {
         );
     }
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            other => panic!("not an object: {other}"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     fn adapter(model: &str) -> AnthropicAdapter {
         let params =

@@ -170,12 +170,7 @@ mod tests {
     const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_response.json");
     const CHAT_STREAM: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_stream.sse");
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            other => unreachable!("fixture is not an object: {other}"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     fn adapter(params: Value, env: &[(&str, &str)]) -> AzureAdapter {
         let env: Vec<(String, String)> = env

@@ -805,12 +805,7 @@ mod tests {
         std::fs::read(format!("{FIX}{name}")).unwrap()
     }
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!("test fixture is an object"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     /// The docs' prompt-template deployment (09-custom-prompt-template.yaml).
     fn fixture_09() -> Map<String, Value> {

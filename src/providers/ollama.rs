@@ -1183,12 +1183,7 @@ mod tests {
         std::fs::read(format!("{FIX}{name}")).unwrap()
     }
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!("test fixture is an object"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     fn adapter(route: OllamaRoute, model: &str, params: Value) -> OllamaAdapter {
         OllamaAdapter::with_env(route, model, &obj(params), |_| None).unwrap()

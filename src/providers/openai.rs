@@ -739,12 +739,7 @@ mod tests {
     const COMPLETION_STREAM: &[u8] =
         include_bytes!("../../tests/fixtures/openai/completion_stream.sse");
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            other => unreachable!("fixture is not an object: {other}"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     fn adapter(flavor: Flavor, model: &str, params: Value, env: &[(&str, &str)]) -> OpenAiAdapter {
         let env: Vec<(String, String)> = env

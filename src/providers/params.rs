@@ -175,12 +175,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!("test fixture is an object"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     #[test]
     fn deployment_defaults_fill_only_missing_params() {

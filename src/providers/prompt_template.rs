@@ -339,12 +339,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!("test fixture is an object"),
-        }
-    }
+    use crate::providers::testing::obj;
 
     /// `litellm_params` of tests/fixtures/huggingface/09-custom-prompt-template.yaml (the
     /// LiteLLM docs example), as the config loader hands them over.

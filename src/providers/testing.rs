@@ -1,5 +1,7 @@
 //! Helpers shared by the adapters' golden-fixture tests.
 
+use serde_json::{Map, Value};
+
 use super::{Endpoint, ProviderAdapter, StreamContext, StreamEvent};
 
 /// Feeds `input` whole and one byte at a time; both must give the same events.
@@ -32,4 +34,12 @@ pub(crate) fn chunks(events: &[StreamEvent]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// A fixture's JSON object.
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("test fixture is an object"),
+    }
 }
