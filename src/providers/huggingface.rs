@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::ollama::{
     completion_response, embedding_list, error_text, finish_reason, is_openai_param,
-    openai_params_in_order, shape_of, Answer, ChunkWriter, Shape,
+    openai_params_in_order, shape_of, stream_event, Answer, ChunkWriter, Shape,
 };
 use super::openai::{merge_headers, passthrough, upstream_error, OpenAiStream, Secret};
 use super::prompt_template::{content_text, PromptTemplate};
@@ -693,24 +693,10 @@ impl HfSseDecoder {
             self.ended = true;
             return;
         }
-        let v: Value = match serde_json::from_str(data) {
+        let v = match stream_event(LABEL, data, "a stream event") {
             Ok(v) => v,
-            Err(e) => {
-                return self.fail(
-                    ProviderError::malformed_response(
-                        LABEL,
-                        &format!("a stream event is not JSON: {e}"),
-                    ),
-                    out,
-                )
-            }
+            Err(e) => return self.fail(e, out),
         };
-        if let Some(err) = v.get("error") {
-            return self.fail(
-                ProviderError::from_upstream(LABEL, 500, &error_text(err), None, None, None),
-                out,
-            );
-        }
         match &mut self.mode {
             SseMode::ChatAsText { reason, usage } => {
                 if let Some(u) = usage_of(&v) {

@@ -701,6 +701,25 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// One JSON stream event (an NDJSON line, an SSE `data:`), or the error it is: not JSON, or an
+/// in-band `{"error": ...}` the upstream sent instead of a chunk.
+pub(crate) fn stream_event(label: &str, text: &str, what: &str) -> Result<Value, ProviderError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        ProviderError::malformed_response(label, &format!("{what} is not JSON: {e}"))
+    })?;
+    match v.get("error") {
+        Some(err) => Err(ProviderError::from_upstream(
+            label,
+            500,
+            &error_text(err),
+            None,
+            None,
+            None,
+        )),
+        None => Ok(v),
+    }
+}
+
 /// An upstream error body's message: `{"error": "..."}`, `{"error": {"message": "..."}}`, or the
 /// body itself.
 pub(crate) fn error_text(err: &Value) -> String {
@@ -1067,24 +1086,10 @@ impl NdjsonDecoder {
         if line.is_empty() || self.state == DecodeState::Ended {
             return;
         }
-        let v: Value = match serde_json::from_str(line) {
+        let v = match stream_event(LABEL, line, "a stream line") {
             Ok(v) => v,
-            Err(e) => {
-                return self.fail(
-                    ProviderError::malformed_response(
-                        LABEL,
-                        &format!("a stream line is not JSON: {e}"),
-                    ),
-                    out,
-                )
-            }
+            Err(e) => return self.fail(e, out),
         };
-        if let Some(err) = v.get("error") {
-            return self.fail(
-                ProviderError::from_upstream(LABEL, 500, &error_text(err), None, None, None),
-                out,
-            );
-        }
         if !self.model_seen {
             if let Some(m) = v.get("model").and_then(Value::as_str) {
                 self.writer.model = m.to_string();
