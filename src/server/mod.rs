@@ -30,11 +30,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{
-    dev, web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError,
-};
+use actix_web::{dev, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
@@ -242,16 +240,18 @@ async fn llm_call(
                 meta.attempted_fallbacks,
                 meta.total_duration
             );
-            let mut res = HttpResponse::Ok();
-            add_litellm_headers(&mut res, &meta);
-            req.extensions_mut().insert(meta);
-            match body {
-                Body::Json(bytes) => res.content_type("application/json").body(bytes),
-                Body::Stream(rx) => res
+            let mut res = match body {
+                Body::Json(bytes) => HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(bytes),
+                Body::Stream(rx) => HttpResponse::Ok()
                     .content_type("text/event-stream")
                     .insert_header(("cache-control", "no-cache"))
                     .streaming(SseBody(rx)),
-            }
+            };
+            add_litellm_headers(res.headers_mut(), &meta);
+            req.extensions_mut().insert(meta);
+            res
         }
         Err(failed) => {
             log::warn!(
@@ -270,22 +270,17 @@ async fn llm_call(
 
 fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
     let mut res = e.error_response();
-    let mut builder = HttpResponse::build(res.status());
-    add_litellm_headers(&mut builder, meta);
-    let built = builder.finish();
-    for (k, v) in built.headers() {
-        res.headers_mut().insert(k.clone(), v.clone());
-    }
+    add_litellm_headers(res.headers_mut(), meta);
     res
 }
 
 /// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
 /// value.
-fn add_litellm_headers(res: &mut HttpResponseBuilder, meta: &CallMeta) {
+fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
     // Fixed names are built once at compile time; numbers are formatted straight into values.
     let mut put = |name: &'static str, value: Option<HeaderValue>| {
         if let Some(v) = value {
-            res.insert_header((HeaderName::from_static(name), v));
+            headers.insert(HeaderName::from_static(name), v);
         }
     };
     let text = |s: &str| HeaderValue::from_str(s).ok();
@@ -340,7 +335,7 @@ fn add_litellm_headers(res: &mut HttpResponseBuilder, meta: &CallMeta) {
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
         ) {
-            res.insert_header((n, v));
+            headers.insert(n, v);
         }
     }
 }
