@@ -219,6 +219,10 @@ impl ProviderAdapter for AnthropicAdapter {
         PROVIDER
     }
 
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
     fn api_base(&self) -> Option<&str> {
         Some(&self.api_base)
     }

@@ -83,6 +83,10 @@ impl ProviderAdapter for AzureAdapter {
         "azure"
     }
 
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
     fn api_base(&self) -> Option<&str> {
         self.api_base.as_deref()
     }

@@ -468,6 +468,10 @@ impl ProviderAdapter for HuggingFaceAdapter {
         "huggingface"
     }
 
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
     fn api_base(&self) -> Option<&str> {
         Some(&self.api_base)
     }

@@ -242,8 +242,11 @@ pub trait StreamDecoder {
 
 /// One provider's translation, built once per deployment and shared across workers.
 pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
-    /// LiteLLM's provider name (`openai`, `azure`, `anthropic`, ...), used in error messages.
+    /// LiteLLM's provider name (`openai`, `azure`, `anthropic`, ...).
     fn name(&self) -> &'static str;
+    /// How LiteLLM names the provider in error messages (`OpenAIException`, `OllamaException`):
+    /// the adapter's own errors and the transport's (connection, timeout) use the same word.
+    fn label(&self) -> &'static str;
     /// The base URL to report in `x-litellm-model-api-base` (no secrets, no query string).
     fn api_base(&self) -> Option<&str>;
     fn build_request(
@@ -448,6 +451,28 @@ mod tests {
             (None, "facebook/opt-125m")
         );
         assert_eq!(split_provider("gpt-4o"), (None, "gpt-4o"));
+    }
+
+    #[test]
+    fn transport_errors_name_the_provider_as_its_adapter_does() {
+        let params = |base: &str| match serde_json::json!({"api_base": base, "api_key": "k"}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for (model, label) in [
+            ("openai/m", "OpenAI"),
+            ("hosted_vllm/m", "Hosted_vllm"),
+            ("deepseek/m", "Deepseek"),
+            ("azure/dep", "Azure"),
+            ("anthropic/claude-3", "Anthropic"),
+            ("ollama/m", "Ollama"),
+            ("ollama_chat/m", "Ollama"),
+            ("huggingface/org/m", "Huggingface"),
+            ("bedrock/anthropic.claude-3", "Bedrock"),
+        ] {
+            let adapter = adapter_for(model, &params("http://127.0.0.1:1")).unwrap();
+            assert_eq!(adapter.label(), label, "{model}");
+        }
     }
 
     #[test]

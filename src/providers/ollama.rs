@@ -588,6 +588,10 @@ impl ProviderAdapter for OllamaAdapter {
         self.prefix()
     }
 
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
     fn api_base(&self) -> Option<&str> {
         Some(&self.base)
     }

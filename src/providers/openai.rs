@@ -149,6 +149,10 @@ impl ProviderAdapter for OpenAiAdapter {
         self.flavor.provider()
     }
 
+    fn label(&self) -> &'static str {
+        self.flavor.label()
+    }
+
     fn api_base(&self) -> Option<&str> {
         self.api_base.as_deref()
     }

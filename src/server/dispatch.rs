@@ -318,14 +318,14 @@ async fn attempt_once(
     prepared.stream = request.stream;
     let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
     let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
-    let label = provider_label(adapter.name());
+    let label = adapter.label();
     let started = Instant::now();
     // One deadline for the whole exchange: the head and, unless it is a stream, the body.
     let whole_body = !request.stream;
-    let (mut reply, body) = with_timeout(timeout, &label, async {
-        let mut reply = upstream::send(&client, &upstream_request, &label).await?;
+    let (mut reply, body) = with_timeout(timeout, label, async {
+        let mut reply = upstream::send(&client, &upstream_request, label).await?;
         let body = if whole_body || reply.status >= 400 {
-            Some(upstream::read_body(&mut reply, &label).await?)
+            Some(upstream::read_body(&mut reply, label).await?)
         } else {
             None
         };
@@ -365,8 +365,8 @@ async fn attempt_once(
     let mut decoder = adapter.stream_decoder(request.endpoint, &stream_ctx);
     let mut pending = Vec::new();
     loop {
-        match with_timeout(timeout, &label, async {
-            Ok(upstream::next_chunk(&mut reply, &label).await)
+        match with_timeout(timeout, label, async {
+            Ok(upstream::next_chunk(&mut reply, label).await)
         })
         .await?
         {
@@ -376,7 +376,7 @@ async fn attempt_once(
                 decoder.finish(&mut pending);
                 if pending.is_empty() {
                     return Err(ProviderError::connection(
-                        &label,
+                        label,
                         "the upstream closed the stream before sending anything",
                     ));
                 }
@@ -420,22 +420,6 @@ async fn with_timeout<T>(
     actix_web::rt::time::timeout(timeout, fut)
         .await
         .map_err(|_| ProviderError::timeout(label, timeout))?
-}
-
-/// `OpenAI`, `Azure`, `Anthropic`: how LiteLLM names a provider in `…Exception` messages.
-fn provider_label(name: &str) -> String {
-    match name {
-        "openai" => "OpenAI".to_string(),
-        "azure" => "Azure".to_string(),
-        // The adapters word their own errors `OllamaException` for both routes.
-        "ollama_chat" => "Ollama".to_string(),
-        other => {
-            let mut c = other.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect())
-                .unwrap_or_default()
-        }
-    }
 }
 
 /// Upstream headers LiteLLM passes on: `x-ratelimit-*` as they are, and every header again as
@@ -529,7 +513,7 @@ struct Pump {
     reservation: Reservation,
     tx: mpsc::Sender<Bytes>,
     chunk_timeout: Duration,
-    label: String,
+    label: &'static str,
     usage: StreamUsage,
 }
 
@@ -548,7 +532,7 @@ impl Pump {
             let next = {
                 let read = actix_web::rt::time::timeout(
                     self.chunk_timeout,
-                    upstream::next_chunk(&mut self.reply, &self.label),
+                    upstream::next_chunk(&mut self.reply, self.label),
                 );
                 let closed = self.tx.closed();
                 futures_util::pin_mut!(read, closed);
@@ -561,7 +545,7 @@ impl Pump {
             match next {
                 None => step = PumpStep::ClientGone,
                 Some(Err(_)) => {
-                    step = PumpStep::Failed(ProviderError::timeout(&self.label, self.chunk_timeout))
+                    step = PumpStep::Failed(ProviderError::timeout(self.label, self.chunk_timeout))
                 }
                 Some(Ok(Some(Err(e)))) => step = PumpStep::Failed(e),
                 Some(Ok(Some(Ok(bytes)))) => {
@@ -573,7 +557,7 @@ impl Pump {
                     step = self.write_events(events, &mut usage).await;
                     if let PumpStep::Continue = step {
                         step = PumpStep::Failed(ProviderError::connection(
-                            &self.label,
+                            self.label,
                             "the upstream ended the stream without finishing it",
                         ));
                     }
@@ -589,7 +573,7 @@ impl Pump {
                 drop(self.tx);
                 // Read the upstream's tail so its keep-alive connection goes back to the pool.
                 let _ = actix_web::rt::time::timeout(DRAIN_TIMEOUT, async {
-                    while let Some(Ok(_)) = upstream::next_chunk(&mut self.reply, &self.label).await
+                    while let Some(Ok(_)) = upstream::next_chunk(&mut self.reply, self.label).await
                     {
                     }
                 })
@@ -674,9 +658,5 @@ mod tests {
     #[test]
     fn frames_are_sse() {
         assert_eq!(&sse_frame(b"{}")[..], b"data: {}\n\n");
-        assert_eq!(provider_label("hosted_vllm"), "Hosted_vllm");
-        assert_eq!(provider_label("openai"), "OpenAI");
-        assert_eq!(provider_label("ollama_chat"), "Ollama");
-        assert_eq!(provider_label("bedrock"), "Bedrock");
     }
 }

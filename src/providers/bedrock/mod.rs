@@ -308,6 +308,10 @@ impl ProviderAdapter for BedrockAdapter {
         "bedrock"
     }
 
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
     fn api_base(&self) -> Option<&str> {
         Some(&self.endpoint)
     }
