@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -15,10 +16,14 @@ use serde_json::{Map, Value};
 /// A JSON object body with its top-level fields indexed, in the client's order.
 #[derive(Clone, Debug)]
 pub struct RequestBody {
-    bytes: Bytes,
-    /// Key and the byte range of its value in `bytes`. A key sent twice keeps its first place
+    /// The client's bytes, checked as UTF-8 once (a JSON text that parsed is UTF-8), so fields
+    /// are read as `&str` slices without checking them again.
+    text: ByteString,
+    /// Key and the byte range of its value in `text`. A key sent twice keeps its first place
     /// and its last value, as `serde_json::Map` does.
     fields: Vec<(String, Range<usize>)>,
+    /// No key was sent twice: the bytes say exactly what `fields` says.
+    unique_keys: bool,
 }
 
 impl RequestBody {
@@ -32,22 +37,34 @@ impl RequestBody {
         };
         let start = bytes.as_ptr() as usize;
         let mut fields: Vec<(String, Range<usize>)> = Vec::with_capacity(found.len());
+        let mut unique_keys = true;
         for (key, offset, len) in found {
             let range = (offset - start)..(offset - start + len);
             match fields.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, r)) => *r = range,
+                Some((_, r)) => {
+                    *r = range;
+                    unique_keys = false;
+                }
                 None => fields.push((key, range)),
             }
         }
-        Ok(RequestBody { bytes, fields })
+        let text = ByteString::try_from(bytes).map_err(|e| {
+            <serde_json::Error as serde::de::Error>::custom(format!("the body is not UTF-8: {e}"))
+        })?;
+        Ok(RequestBody {
+            text,
+            fields,
+            unique_keys,
+        })
     }
 
     /// A body from an already parsed object (tests, mocks).
     pub fn from_map(map: &Map<String, Value>) -> RequestBody {
         let bytes = Bytes::from(serde_json::to_vec(map).unwrap_or_else(|_| b"{}".to_vec()));
         RequestBody::parse(bytes).unwrap_or(RequestBody {
-            bytes: Bytes::from_static(b"{}"),
+            text: ByteString::from_static("{}"),
             fields: Vec::new(),
+            unique_keys: true,
         })
     }
 
@@ -56,7 +73,7 @@ impl RequestBody {
         self.fields
             .iter()
             .find(|(k, _)| k == key)
-            .and_then(|(_, r)| std::str::from_utf8(&self.bytes[r.clone()]).ok())
+            .map(|(_, r)| &self.text[r.clone()])
     }
 
     /// A field's value, parsed as `T`: `None` when absent, `Some(Err)` when of another type.
@@ -75,16 +92,25 @@ impl RequestBody {
 
     /// Every field as `(key, raw JSON)`, in the client's order.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().filter_map(|(k, r)| {
-            std::str::from_utf8(&self.bytes[r.clone()])
-                .ok()
-                .map(|v| (k.as_str(), v))
-        })
+        self.fields
+            .iter()
+            .map(|(k, r)| (k.as_str(), &self.text[r.clone()]))
+    }
+
+    /// Every key, in the client's order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// The client's bytes when they say exactly what the fields say (no key sent twice): what
+    /// can be forwarded untouched.
+    pub fn verbatim(&self) -> Option<&Bytes> {
+        self.unique_keys.then(|| self.text.as_bytes())
     }
 
     /// Size of the whole body in bytes.
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.text.len()
     }
 
     /// Bytes of a field's raw value: what a size estimate can use without parsing it.
@@ -164,6 +190,15 @@ mod tests {
             body.fields().collect::<Vec<_>>(),
             vec![("a", "3"), ("b", "2")]
         );
+        assert_eq!(body.verbatim(), None, "the bytes hold two values for a");
+    }
+
+    #[test]
+    fn unique_keys_make_the_bytes_forwardable() {
+        let raw = Bytes::from_static(br#"{"model": "m", "n": 1}"#);
+        let body = RequestBody::parse(raw.clone()).unwrap();
+        assert_eq!(body.verbatim(), Some(&raw));
+        assert_eq!(body.keys().collect::<Vec<_>>(), vec!["model", "n"]);
     }
 
     #[test]

@@ -110,6 +110,9 @@ impl PreparedRequest {
     /// The body as JSON with `model` set to `model` (first when the client sent none): the
     /// client's own bytes for every other field it sent, then the appended ones.
     pub fn json_with_model(&self, model: &str) -> Bytes {
+        if let Some(bytes) = self.unchanged_with_model(model) {
+            return bytes.clone();
+        }
         let mut out = Vec::with_capacity(self.client.byte_len() + 64);
         out.push(b'{');
         let mut first = true;
@@ -138,6 +141,25 @@ impl PreparedRequest {
         }
         out.push(b'}');
         Bytes::from(out)
+    }
+
+    /// The client's own bytes, when `json_with_model` would say the same thing: nothing appended,
+    /// no proxy-only field to drop, no key sent twice, and `model` already the client's (the
+    /// usual OpenAI-compatible call through a deployment of the same model name).
+    fn unchanged_with_model(&self, model: &str) -> Option<&Bytes> {
+        if !self.appended.is_empty() || self.client.keys().any(params::is_control_field) {
+            return None;
+        }
+        let sent = self.client.raw("model")?;
+        let same = sent.len() == model.len() + 2
+            && sent.starts_with('"')
+            && sent.ends_with('"')
+            && &sent[1..sent.len() - 1] == model;
+        if same {
+            self.client.verbatim()
+        } else {
+            None
+        }
     }
 
     /// The client's fields that go upstream, as raw JSON.

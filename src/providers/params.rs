@@ -222,6 +222,30 @@ mod tests {
     }
 
     #[test]
+    fn a_body_with_nothing_to_change_is_forwarded_as_sent() {
+        let sent = bytes::Bytes::from_static(br#"{ "model" : "m", "messages": [ ] }"#);
+        let body =
+            || std::sync::Arc::new(crate::providers::RequestBody::parse(sent.clone()).unwrap());
+        let p = prepare(body(), &Map::new());
+        let out = p.json_with_model("m");
+        assert_eq!(out, sent);
+        assert_eq!(out.as_ptr(), sent.as_ptr(), "the same buffer, not a copy");
+        // Another upstream model, an appended default or a proxy-only field: rebuilt.
+        assert_eq!(
+            &p.json_with_model("n")[..],
+            br#"{"model":"n","messages":[ ]}"#
+        );
+        let p = prepare(body(), &obj(json!({"temperature": 0.5})));
+        assert_ne!(p.json_with_model("m"), sent);
+        let with_control = bytes::Bytes::from_static(br#"{"model":"m","num_retries":2}"#);
+        let body = std::sync::Arc::new(crate::providers::RequestBody::parse(with_control).unwrap());
+        assert_eq!(
+            &prepare(body, &Map::new()).json_with_model("m")[..],
+            br#"{"model":"m"}"#
+        );
+    }
+
+    #[test]
     fn request_extra_headers_replace_the_deployments() {
         let dep = obj(json!({"extra_headers": {"X-A": "1", "X-B": "2"}}));
         let p = prepare(obj(json!({"model": "m"})), &dep);
