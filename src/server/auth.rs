@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use actix_web::HttpRequest;
 
 use super::error::ProxyError;
@@ -132,14 +132,16 @@ impl MasterKeyAuth {
 
     /// The key the client sent, from the first header LiteLLM reads that is present.
     fn presented_key<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, ProxyError> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Fixed names as constants: a `&str` name would be parsed again on every lookup.
+        let get = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(name) = &self.header_name {
-            return Ok(get(name).map(strip_bearer).filter(|k| !k.is_empty()));
+            let value = headers.get(name.as_str()).and_then(|v| v.to_str().ok());
+            return Ok(value.map(strip_bearer).filter(|k| !k.is_empty()));
         }
-        if let Some(v) = get("x-litellm-api-key") {
+        if let Some(v) = get(&X_LITELLM_API_KEY) {
             return Ok(Some(strip_bearer(v)).filter(|k| !k.is_empty()));
         }
-        if let Some(v) = get("authorization") {
+        if let Some(v) = get(&AUTHORIZATION) {
             let key = ["Bearer ", "bearer ", "Basic ", "basic "]
                 .iter()
                 .find_map(|p| v.strip_prefix(p));
@@ -150,12 +152,7 @@ impl MasterKeyAuth {
                 )),
             };
         }
-        for name in [
-            "api-key",
-            "x-api-key",
-            "x-goog-api-key",
-            "ocp-apim-subscription-key",
-        ] {
+        for name in &OTHER_KEY_HEADERS {
             if let Some(v) = get(name) {
                 return Ok(Some(v.trim()).filter(|k| !k.is_empty()));
             }
@@ -163,6 +160,16 @@ impl MasterKeyAuth {
         Ok(None)
     }
 }
+
+const X_LITELLM_API_KEY: HeaderName = HeaderName::from_static("x-litellm-api-key");
+
+/// Provider-style key headers LiteLLM also accepts, in the order it reads them.
+const OTHER_KEY_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("ocp-apim-subscription-key"),
+];
 
 fn strip_bearer(v: &str) -> &str {
     v.strip_prefix("Bearer ")
@@ -173,9 +180,10 @@ fn strip_bearer(v: &str) -> &str {
 
 /// Compare without an early exit, so the time taken says nothing about where keys differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Every byte of `a` is compared (against `b` repeated), so the time depends on `a`'s
+    // length only.
     let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        let y = b.get(i % b.len().max(1)).copied().unwrap_or(0);
+    for (x, y) in a.iter().zip(b.iter().cycle()) {
         diff |= usize::from(x ^ y);
     }
     diff == 0

@@ -3,11 +3,14 @@
 //! each upstream attempt on this worker's thread. The Deployment and ModelGroup actors only make
 //! decisions; the I/O stays here.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use awc::Client;
 use bytes::Bytes;
 use futures_util::future::{select, Either};
@@ -63,7 +66,7 @@ pub struct CallMeta {
     pub attempted_fallbacks: u32,
     pub max_retries: u32,
     /// Upstream response headers worth forwarding (`x-ratelimit-*` and `llm_provider-*`).
-    pub upstream_headers: Vec<(String, String)>,
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// Time spent in upstream calls for the answering attempt.
     pub upstream_duration: Duration,
     /// Time from dispatch to the answer (or to the first chunk of a stream).
@@ -145,7 +148,7 @@ impl Handler<Dispatch> for HttpActor {
 struct Answer {
     body: Body,
     api_base: Option<String>,
-    upstream_headers: Vec<(String, String)>,
+    upstream_headers: Vec<(HeaderName, HeaderValue)>,
     upstream_duration: Duration,
     usage: Option<Usage>,
     stream_usage: Option<StreamUsage>,
@@ -332,7 +335,7 @@ async fn attempt_once(
         Ok((reply, body))
     })
     .await?;
-    let forwarded = forwardable_headers(&reply.headers);
+    let forwarded = forwardable_headers(reply.body.headers());
     if let Some(body) = body {
         let response = UpstreamResponse {
             status: reply.status,
@@ -424,7 +427,7 @@ async fn with_timeout<T>(
 
 /// Upstream headers LiteLLM passes on: `x-ratelimit-*` as they are, and every header again as
 /// `llm_provider-<name>`. Hop-by-hop and framing headers are not forwarded.
-fn forwardable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+fn forwardable_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     const SKIP: &[&str] = &[
         "content-length",
         "transfer-encoding",
@@ -433,16 +436,38 @@ fn forwardable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
         "content-encoding",
     ];
     let mut out = Vec::with_capacity(headers.len() * 2);
-    for (k, v) in headers {
-        if SKIP.contains(&k.as_str()) {
+    for (name, value) in headers {
+        if SKIP.contains(&name.as_str()) {
             continue;
         }
-        if k.starts_with("x-ratelimit-") {
-            out.push((k.clone(), v.clone()));
+        if name.as_str().starts_with("x-ratelimit-") {
+            out.push((name.clone(), value.clone()));
         }
-        out.push((format!("llm_provider-{k}"), v.clone()));
+        if let Some(prefixed) = provider_header_name(name) {
+            out.push((prefixed, value.clone()));
+        }
     }
     out
+}
+
+/// `llm_provider-<name>`, built once per name and worker: an upstream sends the same few
+/// headers on every answer. The cache is bounded; past it, names are built each time.
+fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
+    const CACHED_NAMES: usize = 128;
+    thread_local! {
+        static PREFIXED: RefCell<HashMap<HeaderName, HeaderName>> = RefCell::new(HashMap::new());
+    }
+    PREFIXED.with(|cache| {
+        if let Some(found) = cache.borrow().get(name) {
+            return Some(found.clone());
+        }
+        let built = HeaderName::from_bytes(format!("llm_provider-{name}").as_bytes()).ok()?;
+        let mut cache = cache.borrow_mut();
+        if cache.len() < CACHED_NAMES {
+            cache.insert(name.clone(), built.clone());
+        }
+        Some(built)
+    })
 }
 
 /// Answer from `mock_response`, with the same bookkeeping as an upstream call.
@@ -631,28 +656,30 @@ mod tests {
 
     #[test]
     fn upstream_headers_are_forwarded_as_litellm_does() {
-        let h = vec![
-            (
-                "x-ratelimit-remaining-requests".to_string(),
-                "9".to_string(),
-            ),
-            ("x-request-id".to_string(), "abc".to_string()),
-            ("content-length".to_string(), "10".to_string()),
-        ];
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-ratelimit-remaining-requests", "9"),
+            ("x-request-id", "abc"),
+            ("content-length", "10"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut got: Vec<(String, String)> = forwardable_headers(&h)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        got.sort();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
-            forwardable_headers(&h),
+            got,
             vec![
-                (
-                    "x-ratelimit-remaining-requests".to_string(),
-                    "9".to_string()
-                ),
-                (
-                    "llm_provider-x-ratelimit-remaining-requests".to_string(),
-                    "9".to_string()
-                ),
-                ("llm_provider-x-request-id".to_string(), "abc".to_string()),
+                pair("llm_provider-x-ratelimit-remaining-requests", "9"),
+                pair("llm_provider-x-request-id", "abc"),
+                pair("x-ratelimit-remaining-requests", "9"),
             ]
         );
+        // Served from the worker's cache the second time: the same name.
+        assert_eq!(forwardable_headers(&h).len(), 3);
     }
 
     #[test]

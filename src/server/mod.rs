@@ -194,7 +194,7 @@ async fn llm_call(
     let shared = &worker.shared;
     let call_id = req
         .headers()
-        .get("x-litellm-call-id")
+        .get(HeaderName::from_static("x-litellm-call-id"))
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
@@ -274,9 +274,14 @@ fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
     res
 }
 
+/// How many `x-litellm-*` headers a response can carry.
+const LITELLM_HEADER_COUNT: usize = 10;
+
 /// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
 /// value.
 fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
+    // Room for all of them at once: the map would otherwise grow (and rehash) twice.
+    headers.reserve(LITELLM_HEADER_COUNT + meta.upstream_headers.len());
     // Fixed names are built once at compile time; numbers are formatted straight into values.
     let mut put = |name: &'static str, value: Option<HeaderValue>| {
         if let Some(v) = value {
@@ -320,41 +325,63 @@ fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
     if meta.model_id.is_some() {
         put(
             "x-litellm-response-duration-ms",
-            text(&format!("{:.3}", ms(meta.upstream_duration))),
+            Some(millis_value(meta.upstream_duration)),
         );
         put(
             "x-litellm-overhead-duration-ms",
-            text(&format!(
-                "{:.3}",
-                ms(meta.total_duration.saturating_sub(meta.upstream_duration))
+            Some(millis_value(
+                meta.total_duration.saturating_sub(meta.upstream_duration),
             )),
         );
     }
-    for (k, v) in &meta.upstream_headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.insert(n, v);
-        }
+    for (name, value) in &meta.upstream_headers {
+        headers.insert(name.clone(), value.clone());
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// A duration in milliseconds with three decimals (`12.345`), as LiteLLM writes them: digits
+/// written by hand, as this runs twice on every response.
+fn millis_value(d: Duration) -> HeaderValue {
+    let micros = u64::try_from((d.as_nanos() + 500) / 1000).unwrap_or(u64::MAX);
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    let mut put = |digit: u64| {
+        at -= 1;
+        buf[at] = b'0' + (digit % 10) as u8;
+    };
+    let fraction = micros % 1000;
+    put(fraction);
+    put(fraction / 10);
+    put(fraction / 100);
+    at -= 1;
+    buf[at] = b'.';
+    let mut whole = micros / 1000;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[at..]).unwrap_or_else(|_| HeaderValue::from_static("0.000"))
 }
 
+/// A random UUID v4, as LiteLLM's call ids are.
 fn new_call_id() -> String {
-    let a = fastrand::u64(..);
-    let b = fastrand::u64(..);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx";
+    let mut bits = fastrand::u128(..);
+    for c in id.iter_mut() {
+        let (digit, used) = match *c {
+            b'x' => (bits & 0xf, 4),
+            b'y' => (0x8 | (bits & 0x3), 2),
+            _ => continue,
+        };
+        *c = HEX[digit as usize];
+        bits >>= used;
+    }
+    id.iter().map(|&b| b as char).collect()
 }
 
 /// Read the body, refusing it as soon as it is known to be over the limit.
@@ -653,6 +680,16 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_milliseconds_with_three_decimals() {
+        let value = |nanos| millis_value(Duration::from_nanos(nanos));
+        assert_eq!(value(0), "0.000");
+        assert_eq!(value(1_234_567), "1.235");
+        assert_eq!(value(999_499), "0.999");
+        assert_eq!(value(12_000_000_000), "12000.000");
+        assert_eq!(millis_value(Duration::MAX), "18446744073709551.615");
+    }
+
+    #[test]
     fn malformed_bodies_are_400s_naming_the_problem() {
         let cases = [
             ("{", None),
@@ -714,8 +751,18 @@ mod tests {
 
     #[test]
     fn call_ids_look_like_uuids() {
-        let id = new_call_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(id.as_bytes()[14], b'4');
+        for _ in 0..64 {
+            let id = new_call_id();
+            assert_eq!(id.len(), 36);
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12]
+            );
+            assert!(parts.concat().bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(id.as_bytes()[14], b'4');
+            assert!(b"89ab".contains(&id.as_bytes()[19]), "{id}");
+        }
+        assert_ne!(new_call_id(), new_call_id());
     }
 }
