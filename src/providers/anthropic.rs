@@ -1448,8 +1448,11 @@ mod tests {
     use std::path::PathBuf;
     use std::time::{Duration, SystemTime};
 
+    use actix_web::http::header::HeaderMap;
+
     use super::*;
     use crate::providers::params::prepare;
+    use crate::providers::testing;
 
     fn fixture_path(name: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -1550,11 +1553,11 @@ mod tests {
     }
 
     fn parse(name: &str) -> ParsedResponse {
-        let body = fixture(name);
+        let body = Bytes::from(fixture(name));
         let response = UpstreamResponse {
             status: 200,
-            headers: &[],
-            body: body.as_bytes(),
+            headers: &HeaderMap::new(),
+            body: &body,
         };
         adapter("claude-3-5-sonnet")
             .parse_response(Endpoint::ChatCompletions, &response, &stream_ctx(false))
@@ -1920,8 +1923,8 @@ mod tests {
         let ctx = stream_ctx(false);
         let response = UpstreamResponse {
             status: 200,
-            headers: &[],
-            body: b"not json",
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(b"not json"),
         };
         let e = a
             .parse_response(Endpoint::ChatCompletions, &response, &ctx)
@@ -1931,8 +1934,8 @@ mod tests {
             br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         let response = UpstreamResponse {
             status: 200,
-            headers: &[],
-            body,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(body),
         };
         let e = a
             .parse_response(Endpoint::ChatCompletions, &response, &ctx)
@@ -2038,24 +2041,19 @@ mod tests {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let headers: Vec<(String, String)> = row
+            let headers: Vec<(&str, &str)> = row
                 .get("headers")
                 .and_then(Value::as_array)
                 .map(|hs| {
                     hs.iter()
-                        .map(|h| {
-                            (
-                                h[0].as_str().unwrap().to_string(),
-                                h[1].as_str().unwrap().to_string(),
-                            )
-                        })
+                        .map(|h| (h[0].as_str().unwrap(), h[1].as_str().unwrap()))
                         .collect()
                 })
                 .unwrap_or_default();
             let e = a.parse_error(&UpstreamResponse {
                 status,
-                headers: &headers,
-                body: body.as_bytes(),
+                headers: &testing::headers(&headers),
+                body: &Bytes::from(body),
             });
             assert_eq!(
                 format!("{:?}", e.class),

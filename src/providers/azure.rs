@@ -163,13 +163,14 @@ impl ProviderAdapter for AzureAdapter {
 mod tests {
     use std::time::{Duration, SystemTime};
 
+    use actix_web::http::header::HeaderMap;
     use bytes::Bytes;
     use llm_proxy_actors::ErrorClass;
     use serde_json::json;
 
     use super::*;
     use crate::providers::params::prepare;
-    use crate::providers::{StreamEvent, Usage};
+    use crate::providers::{testing, StreamEvent, Usage};
 
     const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_response.json");
     const CHAT_STREAM: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_stream.sse");
@@ -395,8 +396,8 @@ mod tests {
         );
         let resp = UpstreamResponse {
             status: 200,
-            headers: &[],
-            body: CHAT_RESPONSE,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(CHAT_RESPONSE),
         };
         let parsed = a
             .parse_response(Endpoint::ChatCompletions, &resp, &stream_ctx())
@@ -457,7 +458,7 @@ mod tests {
             json!({"api_base": "https://x.openai.azure.com", "api_key": "k"}),
             &[],
         );
-        let retry = vec![("retry-after".to_string(), "6".to_string())];
+        let retry = testing::headers(&[("retry-after", "6")]);
         let cases: [(u16, &[u8], ErrorClass, u16, &str); 8] = [
             (
                 400,
@@ -520,7 +521,7 @@ mod tests {
             let e = a.parse_error(&UpstreamResponse {
                 status,
                 headers: &retry,
-                body,
+                body: &Bytes::from_static(body),
             });
             assert_eq!(
                 (e.class, e.status),

@@ -8,6 +8,7 @@
 //! prompt is built here and sent to TGI's `/generate` (`/generate_stream`), which LiteLLM no
 //! longer does.
 
+use actix_web::http::header::HeaderName;
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde::Serialize;
@@ -436,8 +437,11 @@ fn strip_chat_markers(text: &str) -> String {
     s
 }
 
-fn header_u64(response: &UpstreamResponse<'_>, name: &str) -> Option<u64> {
-    response.header(name).and_then(|v| v.trim().parse().ok())
+/// A numeric response header; `name` is a lower-case literal, so the lookup allocates nothing.
+fn header_u64(response: &UpstreamResponse<'_>, name: &'static str) -> Option<u64> {
+    response
+        .header(HeaderName::from_static(name))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Prompt tokens from TGI `details`: `input_length` (stream details), else the `prefill` tokens.
@@ -786,13 +790,16 @@ impl StreamDecoder for HfSseDecoder {
 mod tests {
     use std::time::SystemTime;
 
+    use actix_web::http::header::HeaderMap;
+
     use super::*;
     use crate::providers::params::prepare;
+    use crate::providers::testing;
 
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/huggingface/");
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIX}{name}")).unwrap()
+    fn fixture(name: &str) -> Bytes {
+        Bytes::from(std::fs::read(format!("{FIX}{name}")).unwrap())
     }
 
     use crate::providers::testing::obj;
@@ -964,7 +971,7 @@ mod tests {
                 Endpoint::ChatCompletions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
+                    headers: &HeaderMap::new(),
                     body: &body,
                 },
                 &sctx(false),
@@ -1014,7 +1021,7 @@ mod tests {
                 Endpoint::Completions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
+                    headers: &HeaderMap::new(),
                     body: &body,
                 },
                 &sctx(false),
@@ -1127,7 +1134,7 @@ mod tests {
     fn tgi_generate_answer_becomes_a_chat_completion() {
         let a = adapter("mistralai/Mistral-7B-Instruct-v0.1", &fixture_09());
         let body = fixture("tgi_generate_response.json");
-        let headers = vec![("x-prompt-tokens".to_string(), "17".to_string())];
+        let headers = testing::headers(&[("x-prompt-tokens", "17")]);
         let r = a
             .parse_response(
                 Endpoint::ChatCompletions,
@@ -1150,8 +1157,8 @@ mod tests {
                 Endpoint::Completions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
-                    body,
+                    headers: &HeaderMap::new(),
+                    body: &Bytes::from_static(body),
                 },
                 &sctx(false),
             )
@@ -1220,7 +1227,7 @@ mod tests {
         let body = fixture("tgi_error_context.json");
         let e = a.parse_error(&UpstreamResponse {
             status: 422,
-            headers: &[],
+            headers: &HeaderMap::new(),
             body: &body,
         });
         // The class is what the router reads; the status (422, kept by error.rs) is not
@@ -1235,7 +1242,11 @@ mod tests {
             (503, &br#"{"error":"Model org/m is currently loading","estimated_time":20.0}"#[..], ErrorClass::ServerError),
             (500, &br#"{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}"#[..], ErrorClass::ServerError),
         ] {
-            let e = a.parse_error(&UpstreamResponse { status, headers: &[], body });
+            let e = a.parse_error(&UpstreamResponse {
+                status,
+                headers: &HeaderMap::new(),
+                body: &Bytes::from_static(body),
+            });
             assert_eq!(e.class, class, "{status}: {}", e.message);
             assert!(e.message.contains("HuggingfaceException - "), "{}", e.message);
         }
@@ -1251,7 +1262,7 @@ mod tests {
         assert_eq!(req.url, "http://tei:8080");
         assert_eq!(text(&req.body), r#"{"inputs":["a","b"],"truncate":true}"#);
         let body = fixture("tei_embed_response.json");
-        let headers = vec![("x-compute-tokens".to_string(), "6".to_string())];
+        let headers = testing::headers(&[("x-compute-tokens", "6")]);
         let r = a
             .parse_response(
                 Endpoint::Embeddings,

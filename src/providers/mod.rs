@@ -8,6 +8,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::header::{AsHeaderName, HeaderMap, HeaderName, RETRY_AFTER};
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
@@ -196,21 +197,21 @@ pub struct UpstreamRequest {
 }
 
 /// An upstream's answer as the transport received it (the whole body, for non-stream calls and
-/// for error responses).
+/// for error responses). Borrowed from the transport's own header map and body buffer, so reading
+/// an answer copies neither.
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamResponse<'a> {
     pub status: u16,
-    /// Header names in lower case.
-    pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
+    pub headers: &'a HeaderMap,
+    /// `Bytes`, so an adapter that forwards the body unchanged can share it instead of copying.
+    pub body: &'a Bytes,
 }
 
 impl UpstreamResponse<'_> {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    /// A header's value, if it is visible ASCII. A `&str` name is parsed (and, unless it is a
+    /// standard header, allocated) on each call; a `HeaderName` is not.
+    pub fn header(&self, name: impl AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -440,19 +441,20 @@ pub fn class_for_status(status: u16) -> ErrorClass {
 }
 
 /// `Retry-After` (seconds or an HTTP date we do not parse) or `retry-after-ms`.
-pub fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
-    let get = |name: &str| {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: HeaderName| {
         headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
     };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+    let ms = get(HeaderName::from_static("retry-after-ms")).and_then(|v| v.parse::<f64>().ok());
+    if let Some(ms) = ms {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }
     }
-    get("retry-after")
+    get(RETRY_AFTER)
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
@@ -514,14 +516,11 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_milliseconds() {
-        let h = vec![("Retry-After".to_string(), "7".to_string())];
+        let h = testing::headers(&[("Retry-After", "7")]);
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let h = vec![("retry-after-ms".to_string(), "1500".to_string())];
+        let h = testing::headers(&[("retry-after-ms", "1500")]);
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        let h = vec![(
-            "retry-after".to_string(),
-            "Wed, 21 Oct 2015 07:28:00 GMT".to_string(),
-        )];
+        let h = testing::headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
         assert_eq!(retry_after(&h), None);
     }
 }

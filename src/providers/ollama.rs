@@ -1181,15 +1181,19 @@ impl StreamDecoder for NdjsonDecoder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
     use std::time::{Duration, SystemTime};
+
+    use actix_web::http::header::HeaderMap;
 
     use super::*;
     use crate::providers::params::prepare;
+    use crate::providers::testing;
 
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ollama/");
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIX}{name}")).unwrap()
+    fn fixture(name: &str) -> Bytes {
+        Bytes::from(std::fs::read(format!("{FIX}{name}")).unwrap())
     }
 
     use crate::providers::testing::obj;
@@ -1224,10 +1228,12 @@ mod tests {
         a.build_request(endpoint, &prepare(obj(body), &obj(deployment)), &rctx(drop))
     }
 
-    fn ok(status: u16, body: &[u8]) -> UpstreamResponse<'_> {
+    /// An answer without headers; the map is static so the response can be returned.
+    fn ok(status: u16, body: &Bytes) -> UpstreamResponse<'_> {
+        static NO_HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
         UpstreamResponse {
             status,
-            headers: &[],
+            headers: &NO_HEADERS,
             body,
         }
     }
@@ -1239,11 +1245,7 @@ mod tests {
     use crate::providers::testing::{chunks, decode};
 
     fn expected(name: &str) -> Vec<String> {
-        String::from_utf8(fixture(name))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        text(&fixture(name)).lines().map(str::to_string).collect()
     }
 
     #[test]
@@ -1618,7 +1620,7 @@ mod tests {
         let e = a.parse_error(&ok(404, &body));
         assert_eq!((e.class, e.status), (ErrorClass::NotFound, 404));
         assert_eq!(e.message, "litellm.NotFoundError: NotFoundError: OllamaException - model 'llama9' not found, try pulling it first");
-        let headers = vec![("retry-after".to_string(), "3".to_string())];
+        let headers = testing::headers(&[("retry-after", "3")]);
         for (status, body, class) in [
             (400, &br#"{"error":"invalid options: foo"}"#[..], ErrorClass::BadRequest),
             (401, &br#"{"error":"unauthorized"}"#[..], ErrorClass::Auth),
@@ -1627,14 +1629,18 @@ mod tests {
             (502, &b"Bad Gateway"[..], ErrorClass::ServerError),
             (503, &br#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#[..], ErrorClass::ServerError),
         ] {
-            let e = a.parse_error(&UpstreamResponse { status, headers: &headers, body });
+            let e = a.parse_error(&UpstreamResponse {
+                status,
+                headers: &headers,
+                body: &Bytes::from_static(body),
+            });
             assert_eq!((e.class, e.status), (class, status), "{status}");
             assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
         }
         let e = a
             .parse_response(
                 Endpoint::ChatCompletions,
-                &ok(200, br#"{"error":"boom"}"#),
+                &ok(200, &Bytes::from_static(br#"{"error":"boom"}"#)),
                 &sctx(false),
             )
             .unwrap_err();

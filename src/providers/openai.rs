@@ -300,7 +300,7 @@ pub(crate) fn passthrough(
         return Err(fields.into_error(label, upper, status, retry_after(response.headers)));
     }
     Ok(ParsedResponse {
-        body: Bytes::copy_from_slice(response.body),
+        body: response.body.clone(),
         usage: probe.usage.as_ref().map(WireUsage::usage),
     })
 }
@@ -724,11 +724,13 @@ impl StreamDecoder for OpenAiStream {
 mod tests {
     use std::time::{Duration, SystemTime};
 
+    use actix_web::http::header::HeaderMap;
     use llm_proxy_actors::ErrorClass;
     use serde_json::json;
 
     use super::*;
     use crate::providers::params::prepare;
+    use crate::providers::testing;
 
     const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/openai/chat_response.json");
     const COMPLETION_RESPONSE: &[u8] =
@@ -1079,13 +1081,16 @@ mod tests {
                 },
             ),
         ] {
+            let body = Bytes::from_static(body);
             let resp = UpstreamResponse {
                 status: 200,
-                headers: &[],
-                body,
+                headers: &HeaderMap::new(),
+                body: &body,
             };
             let parsed = a.parse_response(endpoint, &resp, &stream_ctx()).unwrap();
-            assert_eq!(&parsed.body[..], body);
+            assert_eq!(parsed.body, body);
+            // The upstream's buffer itself, not a copy of it.
+            assert_eq!(parsed.body.as_ptr(), body.as_ptr());
             assert_eq!(parsed.usage, Some(usage));
         }
     }
@@ -1104,8 +1109,8 @@ mod tests {
                 Endpoint::ChatCompletions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
-                    body,
+                    headers: &HeaderMap::new(),
+                    body: &Bytes::from_static(body),
                 },
                 &stream_ctx(),
             )
@@ -1122,8 +1127,8 @@ mod tests {
                 Endpoint::ChatCompletions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
-                    body,
+                    headers: &HeaderMap::new(),
+                    body: &Bytes::from_static(body),
                 },
                 &stream_ctx(),
             )
@@ -1140,7 +1145,7 @@ mod tests {
     #[test]
     fn every_error_status_is_classified() {
         let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk"}), &[]);
-        let retry = vec![("retry-after".to_string(), "2".to_string())];
+        let retry = testing::headers(&[("retry-after", "2")]);
         /// Upstream status and body; class, status, message start, type and param we answer.
         type Row = (
             u16,
@@ -1220,7 +1225,7 @@ mod tests {
             let e = a.parse_error(&UpstreamResponse {
                 status,
                 headers: &retry,
-                body,
+                body: &Bytes::from_static(body),
             });
             assert_eq!(
                 (e.class, e.status),
@@ -1246,8 +1251,8 @@ mod tests {
         let body = include_bytes!("../../tests/fixtures/openai/error_vllm_400.json");
         let e = a.parse_error(&UpstreamResponse {
             status: 400,
-            headers: &[],
-            body,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(body),
         });
         assert_eq!(e.class, ErrorClass::ContextWindowExceeded);
         assert!(e.message.starts_with("litellm.ContextWindowExceededError: ContextWindowExceededError: Hosted_vllmException - This model's maximum context length is 2048"), "{}", e.message);
@@ -1255,8 +1260,8 @@ mod tests {
 
         let e = a.parse_error(&UpstreamResponse {
             status: 404,
-            headers: &[],
-            body: br#"{"detail":"Not Found"}"#,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(br#"{"detail":"Not Found"}"#),
         });
         assert_eq!(
             e.message,
@@ -1264,8 +1269,8 @@ mod tests {
         );
         let e = a.parse_error(&UpstreamResponse {
             status: 422,
-            headers: &[],
-            body: br#"{"error":"bad input"}"#,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(br#"{"error":"bad input"}"#),
         });
         assert_eq!((e.class, e.status), (ErrorClass::BadRequest, 422));
         assert_eq!(
@@ -1274,8 +1279,8 @@ mod tests {
         );
         let e = a.parse_error(&UpstreamResponse {
             status: 502,
-            headers: &[],
-            body: b"",
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(b""),
         });
         assert_eq!(
             e.message,
@@ -1283,8 +1288,8 @@ mod tests {
         );
         let e = a.parse_error(&UpstreamResponse {
             status: 400,
-            headers: &[],
-            body: br#"{"error":{"message":"set OPENAI_API_KEY"}}"#,
+            headers: &HeaderMap::new(),
+            body: &Bytes::from_static(br#"{"error":{"message":"set OPENAI_API_KEY"}}"#),
         });
         assert_eq!(
             e.message,

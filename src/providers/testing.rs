@@ -1,5 +1,6 @@
 //! Helpers shared by the adapters' golden-fixture tests.
 
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::{Endpoint, ProviderAdapter, StreamContext, StreamEvent};
@@ -42,4 +43,16 @@ pub(crate) fn obj(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => unreachable!("test fixture is an object"),
     }
+}
+
+/// Upstream response headers, as the transport would hand them to an adapter.
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
 }

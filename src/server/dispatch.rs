@@ -326,7 +326,7 @@ async fn attempt_once(
     // One deadline for the whole exchange: the head and, unless it is a stream, the body.
     let whole_body = !request.stream;
     let (mut reply, body) = with_timeout(timeout, label, async {
-        let mut reply = upstream::send(&client, &upstream_request, label).await?;
+        let mut reply = upstream::send(&client, upstream_request, label).await?;
         let body = if whole_body || reply.status >= 400 {
             Some(upstream::read_body(&mut reply, label).await?)
         } else {
@@ -339,13 +339,13 @@ async fn attempt_once(
     if let Some(body) = body {
         let response = UpstreamResponse {
             status: reply.status,
-            headers: &reply.headers,
+            headers: reply.body.headers(),
             body: &body,
         };
         if reply.status >= 400 {
             let mut e = adapter.parse_error(&response);
             if e.retry_after.is_none() {
-                e.retry_after = crate::providers::retry_after(&reply.headers);
+                e.retry_after = crate::providers::retry_after(response.headers);
             }
             return Err(e);
         }

@@ -68,36 +68,32 @@ impl Service<ConnectInfo<Uri>> for NoDelayConnector {
     }
 }
 
-/// Status, headers (names lower-cased) and the body stream of an upstream answer.
+/// The status and the body stream of an upstream answer; its headers are read in place from
+/// `body.headers()`.
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
     pub body: ClientResponse,
 }
 
-/// Send a request and wait for the response head.
+/// Send a request and wait for the response head. Takes the request by value so its URL and
+/// header values move into awc's request without a copy. A header awc cannot encode fails the
+/// send as a connection error.
 pub async fn send(
     client: &Client,
-    req: &UpstreamRequest,
+    req: UpstreamRequest,
     provider_label: &str,
 ) -> Result<Reply, ProviderError> {
     let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::POST);
-    let mut builder = client.request(method, req.url.as_str());
-    for (name, value) in &req.headers {
-        builder = builder.insert_header((name.as_str(), value.as_str()));
+    let mut builder = client.request(method, req.url);
+    for header in req.headers {
+        builder = builder.insert_header(header);
     }
     let res = builder
-        .send_body(req.body.clone())
+        .send_body(req.body)
         .await
         .map_err(|e| send_error(provider_label, &e))?;
-    let headers = res
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
     Ok(Reply {
         status: res.status().as_u16(),
-        headers,
         body: res,
     })
 }
@@ -158,5 +154,31 @@ mod tests {
             .await
             .unwrap();
         assert!(connection.io_ref().nodelay().unwrap());
+    }
+
+    #[actix_rt::test]
+    async fn a_header_awc_cannot_encode_fails_the_send() {
+        let request = |name: &str, value: &str| UpstreamRequest {
+            method: "POST",
+            url: "http://127.0.0.1:1/v1".to_string(),
+            headers: vec![(name.to_string(), value.to_string())],
+            body: Bytes::new(),
+        };
+        for (name, value, detail) in [
+            ("x-ok", "a\nb", "failed to parse header value"),
+            ("bad name", "v", "invalid HTTP header name"),
+        ] {
+            let Err(e) = send(&client(), request(name, value), "OpenAI").await else {
+                panic!("{name:?}: {value:?} was sent");
+            };
+            assert_eq!(
+                e.message,
+                format!(
+                    "litellm.APIConnectionError: APIConnectionError: OpenAIException - could not \
+                     reach the upstream: {detail}"
+                ),
+                "{name:?}: {value:?}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! InvokeModel (`/invoke`, `/invoke-with-response-stream`) bodies: Cohere Command chat and the
 //! Titan and Cohere embedding models.
 
+use actix_web::http::header::HeaderName;
 use aws_smithy_types::base64;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -162,8 +163,11 @@ pub(super) fn cohere_chat_body(
     Ok(Value::Object(body).to_string().into_bytes())
 }
 
-fn header_u64(response: &UpstreamResponse<'_>, name: &str) -> Option<u64> {
-    response.header(name).and_then(|v| v.trim().parse().ok())
+/// A numeric response header; `name` is a lower-case literal, so the lookup allocates nothing.
+fn header_u64(response: &UpstreamResponse<'_>, name: &'static str) -> Option<u64> {
+    response
+        .header(HeaderName::from_static(name))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Usage from Bedrock's InvokeModel response headers.

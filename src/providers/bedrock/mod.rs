@@ -14,6 +14,7 @@ mod invoke;
 
 use std::time::SystemTime;
 
+use actix_web::http::header::HeaderName;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -414,7 +415,7 @@ impl StreamDecoder for NoStream {
 /// those become 401 authentication errors, the rest is classified by text and status.
 fn parse_error(response: &UpstreamResponse<'_>) -> ProviderError {
     let kind = response
-        .header("x-amzn-errortype")
+        .header(HeaderName::from_static("x-amzn-errortype"))
         .map(|t| t.split(':').next().unwrap_or(t).trim())
         .unwrap_or_default();
     let parsed: Option<Value> = serde_json::from_slice(response.body).ok();

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::header::HeaderMap;
 use aws_smithy_types::base64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::eventstream::tests::{event_frame, exception_frame};
 use super::*;
 use crate::providers::params::prepare;
-use crate::providers::Usage;
+use crate::providers::{testing, Usage};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bedrock/");
 const KEY_ID: &str = "AKIDEXAMPLE";
@@ -31,9 +32,9 @@ fn golden(name: &str, actual: &[u8]) {
     assert_eq!(actual, expected.as_slice(), "fixture {name} differs");
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+fn fixture(name: &str) -> Bytes {
     let path = format!("{FIXTURES}{name}");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
 use crate::providers::testing::obj;
@@ -598,7 +599,7 @@ fn converse_response_becomes_a_chat_completion() {
                 Endpoint::ChatCompletions,
                 &UpstreamResponse {
                     status: 200,
-                    headers: &[],
+                    headers: &HeaderMap::new(),
                     body: &body,
                 },
                 &stream_ctx(false),
@@ -613,7 +614,7 @@ fn converse_response_becomes_a_chat_completion() {
             Endpoint::ChatCompletions,
             &UpstreamResponse {
                 status: 200,
-                headers: &[],
+                headers: &HeaderMap::new(),
                 body: &body,
             },
             &stream_ctx(false),
@@ -863,16 +864,10 @@ fn cohere_invoke_bodies_follow_each_cohere_api() {
 
 #[test]
 fn cohere_invoke_answers_take_usage_from_the_headers() {
-    let headers = vec![
-        (
-            "x-amzn-bedrock-input-token-count".to_string(),
-            "9".to_string(),
-        ),
-        (
-            "x-amzn-bedrock-output-token-count".to_string(),
-            "4".to_string(),
-        ),
-    ];
+    let headers = testing::headers(&[
+        ("x-amzn-bedrock-input-token-count", "9"),
+        ("x-amzn-bedrock-output-token-count", "4"),
+    ]);
     for (model, name) in [
         ("cohere.command-r-v1:0", "cohere_command_r_response"),
         ("cohere.command-text-v14", "cohere_command_text_response"),
@@ -1020,7 +1015,7 @@ fn titan_and_cohere_embeddings_round_trip() {
             Endpoint::Embeddings,
             &UpstreamResponse {
                 status: 200,
-                headers: &[],
+                headers: &HeaderMap::new(),
                 body: &body,
             },
             &stream_ctx(false),
@@ -1050,10 +1045,7 @@ fn titan_and_cohere_embeddings_round_trip() {
         String::from_utf8_lossy(&req.body),
         r#"{"texts":["a","b"],"input_type":"search_document","embedding_types":["float"]}"#
     );
-    let headers = vec![(
-        "x-amzn-bedrock-input-token-count".to_string(),
-        "2".to_string(),
-    )];
+    let headers = testing::headers(&[("x-amzn-bedrock-input-token-count", "2")]);
     let body = fixture("cohere_embed_response.json");
     let parsed = cohere
         .parse_response(
@@ -1185,18 +1177,13 @@ fn error_answers_are_classified() {
             "ServiceUnavailableError",
         ),
     ] {
-        let body = json!({ "message": message }).to_string();
-        let headers = vec![
-            (
-                "x-amzn-errortype".to_string(),
-                format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
-            ),
-            ("retry-after".to_string(), "3".to_string()),
-        ];
+        let body = Bytes::from(json!({ "message": message }).to_string());
+        let errortype = format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/");
+        let headers = testing::headers(&[("x-amzn-errortype", &errortype), ("retry-after", "3")]);
         let e = a.parse_error(&UpstreamResponse {
             status,
             headers: &headers,
-            body: body.as_bytes(),
+            body: &body,
         });
         assert_eq!(
             (e.class, e.status),
@@ -1214,8 +1201,8 @@ fn error_answers_are_classified() {
     }
     let e = a.parse_error(&UpstreamResponse {
         status: 502,
-        headers: &[],
-        body: b"Bad Gateway",
+        headers: &HeaderMap::new(),
+        body: &Bytes::from_static(b"Bad Gateway"),
     });
     assert_eq!((e.class, e.status), (ErrorClass::ServerError, 502));
     assert!(
