@@ -310,17 +310,14 @@ fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
     );
     put(
         "x-litellm-attempted-retries",
-        Some(HeaderValue::from(meta.attempted_retries)),
+        Some(count_value(meta.attempted_retries)),
     );
     put(
         "x-litellm-attempted-fallbacks",
-        Some(HeaderValue::from(meta.attempted_fallbacks)),
+        Some(count_value(meta.attempted_fallbacks)),
     );
     if meta.attempted_retries > 0 {
-        put(
-            "x-litellm-max-retries",
-            Some(HeaderValue::from(meta.max_retries)),
-        );
+        put("x-litellm-max-retries", Some(count_value(meta.max_retries)));
     }
     if meta.model_id.is_some() {
         put(
@@ -336,6 +333,15 @@ fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
     }
     for (name, value) in &meta.upstream_headers {
         headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// A retry or fallback count: almost always a single digit, which needs no allocation.
+fn count_value(n: u32) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(n as usize) {
+        Some(digit) => HeaderValue::from_static(digit),
+        None => HeaderValue::from(n),
     }
 }
 
@@ -677,6 +683,13 @@ mod tests {
             &req,
             "id",
         )
+    }
+
+    #[test]
+    fn counts_are_decimal() {
+        for n in [0, 7, 9, 10, 123, u32::MAX] {
+            assert_eq!(count_value(n), n.to_string().as_str());
+        }
     }
 
     #[test]
