@@ -19,12 +19,14 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::outgoing::{FixedHeaders, UpstreamUrl};
 use super::sse::{SseEvent, SseSplitter};
 use super::{
     retry_after, Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError,
@@ -114,23 +116,15 @@ const TRANSLATED: &[&str] = &[
 // === impl AnthropicAdapter ===
 
 /// One Anthropic deployment: its model id, endpoint and key.
+#[derive(Debug)]
 pub struct AnthropicAdapter {
     model: String,
     api_base: String,
-    url: String,
-    api_key: Option<String>,
+    url: UpstreamUrl,
+    has_key: bool,
+    /// The key (when configured), the API version and the content type.
+    headers: FixedHeaders,
     default_max_tokens: u64,
-}
-
-impl fmt::Debug for AnthropicAdapter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicAdapter")
-            .field("model", &self.model)
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "*****"))
-            .field("default_max_tokens", &self.default_max_tokens)
-            .finish()
-    }
 }
 
 impl AnthropicAdapter {
@@ -168,10 +162,20 @@ impl AnthropicAdapter {
             .trim_end_matches('/')
             .to_string();
         let api_key = setting("api_key", "ANTHROPIC_API_KEY")?;
+        let mut headers = FixedHeaders::default();
+        if let Some(key) = &api_key {
+            headers = headers.with_secret(HeaderName::from_static("x-api-key"), key);
+        }
         Ok(AnthropicAdapter {
-            url: messages_url(&api_base),
+            url: UpstreamUrl::new(messages_url(&api_base)),
             api_base,
-            api_key,
+            has_key: api_key.is_some(),
+            headers: headers
+                .with(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(API_VERSION),
+                )
+                .with(CONTENT_TYPE, HeaderValue::from_static("application/json")),
             default_max_tokens: default_max_tokens(model),
             model: model.to_string(),
         })
@@ -240,7 +244,7 @@ impl ProviderAdapter for AnthropicAdapter {
             .extra_headers
             .iter()
             .any(|(k, _)| k == "x-api-key" || k == "authorization");
-        if self.api_key.is_none() && !brings_key {
+        if !self.has_key && !brings_key {
             return Err(ProviderError::missing_env("ANTHROPIC_API_KEY", &self.model));
         }
         let body = translate_request(
@@ -251,20 +255,11 @@ impl ProviderAdapter for AnthropicAdapter {
         )?;
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| bad_request(format!("cannot encode the request: {e}")))?;
-        let mut headers = Vec::with_capacity(3 + request.extra_headers.len());
-        if let Some(key) = &self.api_key {
-            headers.push(("x-api-key".to_string(), key.clone()));
-        }
-        headers.push(("anthropic-version".to_string(), API_VERSION.to_string()));
-        headers.push(("content-type".to_string(), "application/json".to_string()));
-        for (name, value) in &request.extra_headers {
-            headers.retain(|(h, _)| h != name);
-            headers.push((name.clone(), value.clone()));
-        }
         Ok(UpstreamRequest {
             method: "POST",
-            url: self.url.clone(),
-            headers,
+            // Headers before the URL: awc reported a bad header over a bad URL.
+            headers: self.headers.with_extra(LABEL, &request.extra_headers)?,
+            url: self.url.uri(LABEL)?,
             body: Bytes::from(bytes),
         })
     }
@@ -1478,7 +1473,7 @@ mod tests {
         );
     }
 
-    use crate::providers::testing::obj;
+    use crate::providers::testing::{obj, pairs};
 
     fn adapter(model: &str) -> AnthropicAdapter {
         let params =
@@ -1765,9 +1760,12 @@ mod tests {
         let ok = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
         let request = build(&adapter("claude-3-5-sonnet"), ok.clone(), false).unwrap();
         assert_eq!(request.method, "POST");
-        assert_eq!(request.url, "https://api.anthropic.com/v1/messages");
         assert_eq!(
-            request.headers,
+            request.url.to_string(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            pairs(&request.headers),
             vec![
                 ("x-api-key".to_string(), "sk-ant-secret".to_string()),
                 ("anthropic-version".to_string(), "2023-06-01".to_string()),
@@ -1778,7 +1776,7 @@ mod tests {
         with_headers["extra_headers"] = json!({"anthropic-beta": "prompt-caching-2024-07-31", "Anthropic-Version": "2024-01-01"});
         let request = build(&adapter("claude-3-5-sonnet"), with_headers, false).unwrap();
         assert_eq!(
-            request.headers[1..],
+            pairs(&request.headers)[1..],
             [
                 ("content-type".to_string(), "application/json".to_string()),
                 (
@@ -1813,7 +1811,7 @@ mod tests {
             ),
         ] {
             let a = AnthropicAdapter::with_env("m", &obj(json!({"api_base": base})), env).unwrap();
-            assert_eq!(a.url, url);
+            assert_eq!(a.url.as_str(), url);
         }
         let a = AnthropicAdapter::with_env("m", &Map::new(), env).unwrap();
         assert_eq!(
@@ -1823,7 +1821,16 @@ mod tests {
                 Some("https://env.example")
             )
         );
-        assert_eq!(a.api_key.as_deref(), Some("sk-env"));
+        let sent = build(
+            &a,
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs(&sent.headers)[0],
+            ("x-api-key".to_string(), "sk-env".to_string())
+        );
         assert!(AnthropicAdapter::with_env("m", &obj(json!({"api_base": 3})), env).is_err());
         assert!(AnthropicAdapter::with_env("", &Map::new(), env).is_err());
     }
@@ -1839,7 +1846,7 @@ mod tests {
         with_key["extra_headers"] = json!({"x-api-key": "sk-client"});
         let request = build(&a, with_key, false).unwrap();
         assert_eq!(
-            request.headers.last(),
+            pairs(&request.headers).last(),
             Some(&("x-api-key".to_string(), "sk-client".to_string()))
         );
     }

@@ -5,35 +5,32 @@
 //! (`prompt_filter_results`, `content_filter_results`, a first stream chunk with empty `choices`)
 //! pass through untouched.
 
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use super::openai::{
-    merge_headers, non_empty, param_str, passthrough, upstream_error, validate_base, OpenAiStream,
+    non_empty, param_str, passthrough, upstream_error, validate_base, EndpointUrls, OpenAiStream,
 };
+use super::outgoing::FixedHeaders;
 use super::{
     Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError, RequestContext,
     StreamContext, StreamDecoder, UpstreamRequest, UpstreamResponse,
 };
-use crate::config::Secret;
 
 /// `litellm.AZURE_DEFAULT_API_VERSION` in LiteLLM 1.81.
 pub const DEFAULT_API_VERSION: &str = "2025-02-01-preview";
 
 const LABEL: &str = "Azure";
 
-#[derive(Clone, Debug)]
-enum AzureAuth {
-    ApiKey(Secret),
-    AdToken(Secret),
-}
-
 /// One Azure OpenAI deployment, resolved once from `litellm_params` and the environment.
 #[derive(Clone, Debug)]
 pub struct AzureAdapter {
     deployment: String,
     api_base: Option<String>,
-    api_version: String,
-    auth: Option<AzureAuth>,
+    /// Per endpoint; without a base, the error every request gets.
+    urls: Result<EndpointUrls, ProviderError>,
+    /// Auth and content type; without usable credentials, the error every request gets.
+    headers: Result<FixedHeaders, ProviderError>,
 }
 
 impl AzureAdapter {
@@ -64,16 +61,40 @@ impl AzureAdapter {
         let key = param_str(params, "api_key")
             .or_else(|| non_empty(env("AZURE_OPENAI_API_KEY")))
             .or_else(|| non_empty(env("AZURE_API_KEY")));
-        let auth = match (token, key) {
-            (Some(token), _) => Some(AzureAuth::AdToken(Secret::new(token))),
-            (None, Some(key)) => Some(AzureAuth::ApiKey(Secret::new(key))),
-            (None, None) => None,
+        let urls = match &api_base {
+            Some(base) => Ok(EndpointUrls::new(|endpoint| {
+                format!(
+                    "{base}/openai/deployments/{deployment}{}?api-version={api_version}",
+                    endpoint.route()
+                )
+            })),
+            None => Err(ProviderError::invalid_config(
+                "api_base is required for Azure OpenAI LLM provider. Either set it dynamically or set the AZURE_API_BASE environment variable.",
+            )),
         };
+        let headers = match (token, key) {
+            (Some(token), _) if token.starts_with("oidc/") => Err(ProviderError::invalid_config(
+                "azure_ad_token: oidc/ token exchange is not supported by llm-proxy; pass an Azure AD access token or an api_key",
+            )),
+            (Some(token), _) => Ok(FixedHeaders::default()
+                .with_secret(AUTHORIZATION, &format!("Bearer {token}"))),
+            (None, Some(key)) => Ok(FixedHeaders::default()
+                .with_secret(HeaderName::from_static("api-key"), &key)),
+            (None, None) => Err(ProviderError::from_upstream(
+                LABEL,
+                401,
+                "Missing credentials. Please pass one of `api_key`, `azure_ad_token`, `azure_ad_token_provider`, or the `AZURE_OPENAI_API_KEY` or `AZURE_OPENAI_AD_TOKEN` environment variables.",
+                None,
+                None,
+                None,
+            )),
+        }
+        .map(|auth| auth.with(CONTENT_TYPE, HeaderValue::from_static("application/json")));
         Ok(AzureAdapter {
             deployment: deployment.to_string(),
             api_base,
-            api_version,
-            auth,
+            urls,
+            headers,
         })
     }
 }
@@ -97,40 +118,12 @@ impl ProviderAdapter for AzureAdapter {
         request: &PreparedRequest,
         _ctx: &RequestContext,
     ) -> Result<UpstreamRequest, ProviderError> {
-        let base = self.api_base.as_deref().ok_or_else(|| {
-            ProviderError::invalid_config(
-                "api_base is required for Azure OpenAI LLM provider. Either set it dynamically or set the AZURE_API_BASE environment variable.",
-            )
-        })?;
-        let mut headers = match &self.auth {
-            Some(AzureAuth::AdToken(token)) if token.expose().starts_with("oidc/") => {
-                return Err(ProviderError::invalid_config(
-                    "azure_ad_token: oidc/ token exchange is not supported by llm-proxy; pass an Azure AD access token or an api_key",
-                ))
-            }
-            Some(AzureAuth::AdToken(token)) => vec![("authorization".to_string(), format!("Bearer {}", token.expose()))],
-            Some(AzureAuth::ApiKey(key)) => vec![("api-key".to_string(), key.expose().to_string())],
-            None => {
-                return Err(ProviderError::from_upstream(
-                    LABEL,
-                    401,
-                    "Missing credentials. Please pass one of `api_key`, `azure_ad_token`, `azure_ad_token_provider`, or the `AZURE_OPENAI_API_KEY` or `AZURE_OPENAI_AD_TOKEN` environment variables.",
-                    None,
-                    None,
-                    None,
-                ))
-            }
-        };
-        headers.push(("content-type".to_string(), "application/json".to_string()));
-        merge_headers(&mut headers, &request.extra_headers);
+        let urls = self.urls.as_ref().map_err(Clone::clone)?;
+        let headers = self.headers.as_ref().map_err(Clone::clone)?;
+        let headers = headers.with_extra(LABEL, &request.extra_headers)?;
         Ok(UpstreamRequest {
             method: "POST",
-            url: format!(
-                "{base}/openai/deployments/{}{}?api-version={}",
-                self.deployment,
-                endpoint.route(),
-                self.api_version
-            ),
+            url: urls.get(endpoint).uri(LABEL)?,
             headers,
             body: request.json_with_model(&self.deployment),
         })
@@ -175,7 +168,7 @@ mod tests {
     const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_response.json");
     const CHAT_STREAM: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_stream.sse");
 
-    use crate::providers::testing::obj;
+    use crate::providers::testing::{obj, pairs};
 
     fn adapter(params: Value, env: &[(&str, &str)]) -> AzureAdapter {
         let env: Vec<(String, String)> = env
@@ -230,11 +223,11 @@ mod tests {
         );
         let req = build(&a, Endpoint::ChatCompletions).unwrap();
         assert_eq!(
-            req.url,
+            req.url.to_string(),
             "https://my-endpoint-europe-berri-992.openai.azure.com/openai/deployments/gpt-4o-eu/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(
-            req.headers,
+            pairs(&req.headers),
             vec![
                 ("api-key".to_string(), "az-key".to_string()),
                 ("content-type".to_string(), "application/json".to_string()),
@@ -254,6 +247,7 @@ mod tests {
         let req = build(&a, Endpoint::Completions).unwrap();
         assert!(
             req.url
+                .to_string()
                 .ends_with("/openai/deployments/gpt-4o-eu/completions?api-version=2024-10-21"),
             "{}",
             req.url
@@ -261,6 +255,7 @@ mod tests {
         let req = build(&a, Endpoint::Embeddings).unwrap();
         assert!(
             req.url
+                .to_string()
                 .ends_with("/openai/deployments/gpt-4o-eu/embeddings?api-version=2024-10-21"),
             "{}",
             req.url
@@ -280,11 +275,11 @@ mod tests {
         );
         let req = build(&a, Endpoint::ChatCompletions).unwrap();
         assert_eq!(
-            req.url,
+            req.url.to_string(),
             "https://env.openai.azure.com/openai/deployments/gpt-4o-eu/chat/completions?api-version=2024-06-01"
         );
         assert_eq!(
-            req.headers[0],
+            pairs(&req.headers)[0],
             ("api-key".to_string(), "first-choice".to_string())
         );
 
@@ -294,7 +289,9 @@ mod tests {
         );
         let req = build(&a, Endpoint::ChatCompletions).unwrap();
         assert!(
-            req.url.ends_with("?api-version=2025-02-01-preview"),
+            req.url
+                .to_string()
+                .ends_with("?api-version=2025-02-01-preview"),
             "{}",
             req.url
         );
@@ -308,7 +305,7 @@ mod tests {
         );
         let req = build(&a, Endpoint::ChatCompletions).unwrap();
         assert_eq!(
-            req.headers,
+            pairs(&req.headers),
             vec![
                 ("authorization".to_string(), "Bearer eyJ0eXAi".to_string()),
                 ("content-type".to_string(), "application/json".to_string()),
@@ -320,7 +317,7 @@ mod tests {
         );
         let req = build(&a, Endpoint::ChatCompletions).unwrap();
         assert_eq!(
-            req.headers[0],
+            pairs(&req.headers)[0],
             ("authorization".to_string(), "Bearer env-token".to_string())
         );
         assert!(!format!("{a:?}").contains("env-token"));
@@ -361,7 +358,7 @@ mod tests {
             .build_request(Endpoint::ChatCompletions, &req, &ctx())
             .unwrap();
         assert_eq!(
-            built.headers.last(),
+            pairs(&built.headers).last(),
             Some(&("x-ms-useragent".to_string(), "llm-proxy".to_string()))
         );
     }
@@ -382,6 +379,7 @@ mod tests {
             .unwrap();
         assert!(
             req.url
+                .to_string()
                 .contains("/openai/deployments/gpt-turbo-small-eu/chat/completions?"),
             "{}",
             req.url

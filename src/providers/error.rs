@@ -114,6 +114,15 @@ impl ProviderError {
         )
     }
 
+    /// The request could not be sent: no connection, or (found when the request is built) a URL
+    /// or header awc cannot encode. `detail` is awc's error text.
+    pub fn unreachable(provider_label: &str, detail: &dyn std::fmt::Display) -> ProviderError {
+        ProviderError::connection(
+            provider_label,
+            &format!("could not reach the upstream: {detail}"),
+        )
+    }
+
     /// The upstream did not answer within `timeout`.
     pub fn timeout(provider_label: &str, timeout: Duration) -> ProviderError {
         ProviderError::new(

@@ -8,7 +8,7 @@
 //! prompt is built here and sent to TGI's `/generate` (`/generate_stream`), which LiteLLM no
 //! longer does.
 
-use actix_web::http::header::HeaderName;
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde::Serialize;
@@ -18,7 +18,8 @@ use super::ollama::{
     completion_response, embedding_list, error_text, finish_reason, is_openai_param,
     openai_params_in_order, shape_of, stream_event, Answer, ChunkWriter, Shape,
 };
-use super::openai::{merge_headers, passthrough, upstream_error, OpenAiStream, Secret};
+use super::openai::{passthrough, upstream_error, OpenAiStream};
+use super::outgoing::{FixedHeaders, UpstreamUrl};
 use super::prompt_template::{content_text, PromptTemplate};
 use super::sse::SseSplitter;
 use super::{
@@ -60,19 +61,21 @@ const TGI_OPTIONS: &[&str] = &["use_cache", "wait_for_model"];
 pub struct HuggingFaceAdapter {
     /// The `model` sent upstream: the repo id (or, for `<provider>/<org>/<model>`, `<org>/<model>`).
     model: String,
-    chat_url: String,
-    embed_url: String,
+    chat_url: UpstreamUrl,
+    embed_url: UpstreamUrl,
     /// What `x-litellm-model-api-base` reports.
     api_base: String,
-    api_key: Option<Secret>,
+    /// Content type and, with a key, auth.
+    headers: FixedHeaders,
     /// Set when the deployment has a custom prompt template: the prompt goes to TGI `/generate`.
     tgi: Option<Tgi>,
 }
 
 #[derive(Debug)]
 struct Tgi {
-    /// The server root; `/generate` and `/generate_stream` are appended.
-    base: String,
+    /// `/generate` and `/generate_stream` on the server root.
+    generate_url: UpstreamUrl,
+    generate_stream_url: UpstreamUrl,
     template: PromptTemplate,
     /// TGI parameters the deployment sets; request values win.
     parameters: Map<String, Value>,
@@ -159,33 +162,28 @@ impl HuggingFaceAdapter {
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                let root = server_root(&server);
                 Some(Tgi {
-                    base: server_root(&server),
+                    generate_url: UpstreamUrl::new(format!("{root}/generate")),
+                    generate_stream_url: UpstreamUrl::new(format!("{root}/generate_stream")),
                     template,
                     parameters,
                 })
             }
         };
+        let mut headers = FixedHeaders::default()
+            .with(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &api_key {
+            headers = headers.with_secret(AUTHORIZATION, &format!("Bearer {key}"));
+        }
         Ok(HuggingFaceAdapter {
             model: sent_model,
-            chat_url,
-            embed_url,
+            chat_url: UpstreamUrl::new(chat_url),
+            embed_url: UpstreamUrl::new(embed_url),
             api_base: reported,
-            api_key: api_key.map(Secret::new),
+            headers,
             tgi,
         })
-    }
-
-    fn headers(&self, request: &PreparedRequest) -> Vec<(String, String)> {
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-        if let Some(key) = &self.api_key {
-            headers.push((
-                "authorization".to_string(),
-                format!("Bearer {}", key.expose()),
-            ));
-        }
-        merge_headers(&mut headers, &request.extra_headers);
-        headers
     }
 
     /// OpenAI chat body: the client's body with `model` set to the repo id (no LiteLLM fields:
@@ -487,28 +485,23 @@ impl ProviderAdapter for HuggingFaceAdapter {
         ctx: &RequestContext,
     ) -> Result<UpstreamRequest, ProviderError> {
         let (url, body) = match (endpoint, &self.tgi) {
-            (Endpoint::Embeddings, _) => (self.embed_url.clone(), self.embed_body(request)?),
-            (_, Some(tgi)) => {
-                let route = if request.stream {
-                    "generate_stream"
+            (Endpoint::Embeddings, _) => (&self.embed_url, Bytes::from(self.embed_body(request)?)),
+            (_, Some(tgi)) => (
+                if request.stream {
+                    &tgi.generate_stream_url
                 } else {
-                    "generate"
-                };
-                (
-                    format!("{}/{route}", tgi.base),
-                    self.generate_body(tgi, endpoint, request, ctx)?,
-                )
-            }
-            (_, None) => (
-                self.chat_url.clone(),
-                self.chat_body(endpoint, request)?.to_vec(),
+                    &tgi.generate_url
+                },
+                Bytes::from(self.generate_body(tgi, endpoint, request, ctx)?),
             ),
+            (_, None) => (&self.chat_url, self.chat_body(endpoint, request)?),
         };
         Ok(UpstreamRequest {
             method: "POST",
-            url,
-            headers: self.headers(request),
-            body: Bytes::from(body),
+            // Headers before the URL: awc reported a bad header over a bad URL.
+            headers: self.headers.with_extra(LABEL, &request.extra_headers)?,
+            url: url.uri(LABEL)?,
+            body,
         })
     }
 
@@ -802,7 +795,7 @@ mod tests {
         Bytes::from(std::fs::read(format!("{FIX}{name}")).unwrap())
     }
 
-    use crate::providers::testing::obj;
+    use crate::providers::testing::{obj, pairs};
 
     /// The docs' prompt-template deployment (09-custom-prompt-template.yaml).
     fn fixture_09() -> Map<String, Value> {
@@ -849,7 +842,8 @@ mod tests {
 
     #[test]
     fn urls_follow_litellm() {
-        let url = |model: &str, params: Value| adapter(model, &obj(params)).chat_url;
+        let url =
+            |model: &str, params: Value| adapter(model, &obj(params)).chat_url.as_str().to_string();
         assert_eq!(
             url(
                 "org/m",
@@ -896,7 +890,7 @@ mod tests {
             (k == "HF_API_BASE").then(|| "http://env/v1/chat/completions/".to_string())
         })
         .unwrap();
-        assert_eq!(a.chat_url, "http://env/v1/chat/completions");
+        assert_eq!(a.chat_url.as_str(), "http://env/v1/chat/completions");
         assert_eq!(
             adapter("together/deepseek-ai/DeepSeek-R1", &Map::new()).model,
             "deepseek-ai/DeepSeek-R1"
@@ -917,9 +911,9 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "http://tgi:8080/v1/chat/completions");
+        assert_eq!(req.url.to_string(), "http://tgi:8080/v1/chat/completions");
         assert_eq!(
-            req.headers,
+            pairs(&req.headers),
             vec![
                 ("content-type".to_string(), "application/json".to_string()),
                 ("x-trace".to_string(), "1".to_string())
@@ -940,7 +934,7 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             })
             .unwrap();
-            a.headers(&prepare(Map::new(), &Map::new()))
+            pairs(&a.headers.with_extra(LABEL, &[]).unwrap())
                 .get(1)
                 .map(|(_, v)| v.clone())
         };
@@ -1010,7 +1004,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "http://tgi:8080/v1/chat/completions");
+        assert_eq!(req.url.to_string(), "http://tgi:8080/v1/chat/completions");
         assert_eq!(
             text(&req.body),
             r#"{"model":"org/m","messages":[{"role":"user","content":"Say hi"}],"max_tokens":5}"#
@@ -1066,9 +1060,12 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "https://x.endpoints.huggingface.cloud/generate");
         assert_eq!(
-            req.headers[1],
+            req.url.to_string(),
+            "https://x.endpoints.huggingface.cloud/generate"
+        );
+        assert_eq!(
+            pairs(&req.headers)[1],
             (
                 "authorization".to_string(),
                 "Bearer <your-api-key>".to_string()
@@ -1087,7 +1084,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            req.url,
+            req.url.to_string(),
             "https://x.endpoints.huggingface.cloud/generate_stream"
         );
         assert_eq!(
@@ -1107,7 +1104,10 @@ mod tests {
 
     #[test]
     fn tgi_rejects_unsupported_params_unless_dropped() {
-        let a = adapter("org/m", &fixture_09());
+        // The fixture's `<your-api-base>` is no URL: a request to it fails when it is built.
+        let mut params = fixture_09();
+        params.insert("api_base".into(), json!("http://tgi:8080"));
+        let a = adapter("org/m", &params);
         let body = json!({"model": "m", "messages": [], "tools": [], "logprobs": true});
         let e = build(
             &a,
@@ -1259,7 +1259,8 @@ mod tests {
             &obj(json!({"api_base": "http://tei:8080"})),
         );
         let req = build(&a, Endpoint::Embeddings, json!({"model": "emb", "input": ["a", "b"], "encoding_format": "float", "truncate": true}), &Map::new(), false).unwrap();
-        assert_eq!(req.url, "http://tei:8080");
+        // The root path, as awc sent it for the configured `http://tei:8080`.
+        assert_eq!(req.url.to_string(), "http://tei:8080/");
         assert_eq!(text(&req.body), r#"{"inputs":["a","b"],"truncate":true}"#);
         let body = fixture("tei_embed_response.json");
         let headers = testing::headers(&[("x-compute-tokens", "6")]);
@@ -1279,7 +1280,7 @@ mod tests {
             r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0123,-0.0456,0.0789]},{"object":"embedding","index":1,"embedding":[0.1,0.2,0.3]}],"model":"BAAI/bge-small-en-v1.5","usage":{"prompt_tokens":6,"total_tokens":6}}"#
         );
         let router = adapter("BAAI/bge-small-en-v1.5", &Map::new());
-        assert_eq!(router.embed_url, "https://router.huggingface.co/hf-inference/pipeline/feature-extraction/BAAI/bge-small-en-v1.5");
+        assert_eq!(router.embed_url.as_str(), "https://router.huggingface.co/hf-inference/pipeline/feature-extraction/BAAI/bge-small-en-v1.5");
     }
 
     #[test]

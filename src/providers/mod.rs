@@ -8,7 +8,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::header::{AsHeaderName, HeaderMap, HeaderName, RETRY_AFTER};
+use actix_web::http::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::Uri;
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
@@ -22,6 +23,7 @@ pub mod huggingface;
 pub mod mock;
 pub mod ollama;
 pub mod openai;
+mod outgoing;
 pub mod params;
 pub mod prompt_template;
 pub mod sse;
@@ -186,13 +188,15 @@ pub struct RequestContext {
     pub drop_params: bool,
 }
 
-/// One HTTP request to send upstream.
+/// One HTTP request to send upstream, in the types awc sends (nothing is parsed on the way).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpstreamRequest {
     pub method: &'static str,
-    pub url: String,
-    /// Header names in lower case. Secrets live only here and in the adapter.
-    pub headers: Vec<(String, String)>,
+    /// Parsed once per deployment; cloning it per request bumps reference counts.
+    pub url: Uri,
+    /// Inserted in order, a later header replacing an earlier one of the same name. Credential
+    /// values are marked sensitive, so `Debug` does not print them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 

@@ -5,12 +5,14 @@
 //! Also home of [`ChunkWriter`] and the response builders that turn a text-generation answer into
 //! OpenAI `chat.completion` / `text_completion` objects; the TGI path of `huggingface` uses them.
 
+use actix_web::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use bytes::Bytes;
 use llm_proxy_actors::ErrorClass;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::openai::{merge_headers, upstream_error, validate_base, Secret};
+use super::openai::{upstream_error, validate_base};
+use super::outgoing::{FixedHeaders, UpstreamUrl};
 use super::params::OPENAI_PARAMS;
 use super::prompt_template::{content_text, image_url, ollama_image, ollama_pt, PromptTemplate};
 use super::{
@@ -127,10 +129,24 @@ pub struct OllamaAdapter {
     route: OllamaRoute,
     model: String,
     base: String,
-    api_key: Option<Secret>,
+    /// `/api/generate` or `/api/chat`, as the route says.
+    url: UpstreamUrl,
+    embed_url: UpstreamUrl,
+    /// Content type and, with a key, auth.
+    headers: FixedHeaders,
     template: Option<PromptTemplate>,
     /// Ollama `options` (and `keep_alive`) the deployment sets; request values win.
     deployment_native: Map<String, Value>,
+}
+
+/// LiteLLM's `ensure_api_route`: the route is appended unless the base already ends with it.
+fn api_url(base: &str, route: &str) -> String {
+    let path_end = format!("/{route}");
+    if base.ends_with(&path_end) {
+        base.to_string()
+    } else {
+        format!("{base}{path_end}")
+    }
 }
 
 impl OllamaAdapter {
@@ -178,11 +194,25 @@ impl OllamaAdapter {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut headers = FixedHeaders::default()
+            .with(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &api_key {
+            headers = headers.with_secret(AUTHORIZATION, &format!("Bearer {key}"));
+        }
+        let url = api_url(
+            &base,
+            match route {
+                OllamaRoute::Generate => "api/generate",
+                OllamaRoute::Chat => "api/chat",
+            },
+        );
         Ok(OllamaAdapter {
             route,
             model: model.to_string(),
+            url: UpstreamUrl::new(url),
+            embed_url: UpstreamUrl::new(api_url(&base, "api/embed")),
             base,
-            api_key: api_key.map(Secret::new),
+            headers,
             template,
             deployment_native,
         })
@@ -193,28 +223,6 @@ impl OllamaAdapter {
             OllamaRoute::Generate => "ollama",
             OllamaRoute::Chat => "ollama_chat",
         }
-    }
-
-    /// LiteLLM's `ensure_api_route`: the route is appended unless the base already ends with it.
-    fn url(&self, route: &str) -> String {
-        let path_end = format!("/{route}");
-        if self.base.ends_with(&path_end) {
-            self.base.clone()
-        } else {
-            format!("{}{}", self.base, path_end)
-        }
-    }
-
-    fn headers(&self, request: &PreparedRequest) -> Vec<(String, String)> {
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-        if let Some(key) = &self.api_key {
-            headers.push((
-                "authorization".to_string(),
-                format!("Bearer {}", key.expose()),
-            ));
-        }
-        merge_headers(&mut headers, &request.extra_headers);
-        headers
     }
 
     /// The request's parameters as Ollama takes them.
@@ -603,25 +611,23 @@ impl ProviderAdapter for OllamaAdapter {
         ctx: &RequestContext,
     ) -> Result<UpstreamRequest, ProviderError> {
         let (url, body) = match endpoint {
-            Endpoint::Embeddings => (self.url("api/embed"), self.embed_body(request)?),
+            Endpoint::Embeddings => (&self.embed_url, self.embed_body(request)?),
             _ => {
                 let m = self.map_params(request.body(), ctx)?;
-                match self.route {
-                    OllamaRoute::Generate => (
-                        self.url("api/generate"),
-                        self.generate_body(endpoint, request, &m)?,
-                    ),
-                    OllamaRoute::Chat => {
-                        (self.url("api/chat"), self.chat_body(endpoint, request, &m)?)
-                    }
-                }
+                let body = match self.route {
+                    OllamaRoute::Generate => self.generate_body(endpoint, request, &m)?,
+                    OllamaRoute::Chat => self.chat_body(endpoint, request, &m)?,
+                };
+                (&self.url, body)
             }
         };
+        let body = Bytes::from(body.map_err(serialize_error)?);
         Ok(UpstreamRequest {
             method: "POST",
-            url,
-            headers: self.headers(request),
-            body: Bytes::from(body.map_err(serialize_error)?),
+            // Headers before the URL: awc reported a bad header over a bad URL.
+            headers: self.headers.with_extra(LABEL, &request.extra_headers)?,
+            url: url.uri(LABEL)?,
+            body,
         })
     }
 
@@ -1196,7 +1202,7 @@ mod tests {
         Bytes::from(std::fs::read(format!("{FIX}{name}")).unwrap())
     }
 
-    use crate::providers::testing::obj;
+    use crate::providers::testing::{obj, pairs};
 
     fn adapter(route: OllamaRoute, model: &str, params: Value) -> OllamaAdapter {
         OllamaAdapter::with_env(route, model, &obj(params), |_| None).unwrap()
@@ -1277,9 +1283,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(req.method, "POST");
-        assert_eq!(req.url, "http://gpu-box:11434/api/chat");
+        assert_eq!(req.url.to_string(), "http://gpu-box:11434/api/chat");
         assert_eq!(
-            req.headers,
+            pairs(&req.headers),
             vec![
                 ("content-type".to_string(), "application/json".to_string()),
                 ("authorization".to_string(), "Bearer sk-ollama".to_string()),
@@ -1311,7 +1317,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "http://localhost:11434/api/chat");
+        assert_eq!(req.url.to_string(), "http://localhost:11434/api/chat");
         assert_eq!(req.headers.len(), 1);
         assert_eq!(
             text(&req.body),
@@ -1338,7 +1344,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "http://h:1/api/generate");
+        assert_eq!(req.url.to_string(), "http://h:1/api/generate");
         assert_eq!(
             text(&req.body),
             r####"{"model":"llava","prompt":"### System:\nS\n\n### User:\nU\n\n### Assistant:\nA\n\n","options":{"frequency_penalty":0.3},"stream":false,"images":["/9j/4AAQ"],"think":true}"####
@@ -1363,13 +1369,13 @@ mod tests {
                 &rctx(false),
             )
             .unwrap();
-        assert_eq!(req.url, "http://env-host:11434/api/generate");
+        assert_eq!(req.url.to_string(), "http://env-host:11434/api/generate");
         assert_eq!(
             text(&req.body),
             r#"{"model":"mistral","prompt":" \n<|im_start|>system\nS<|im_end|><|im_start|>user\nU<|im_end|>\n","options":{"num_predict":4096},"stream":false}"#
         );
         assert_eq!(
-            req.headers[1],
+            pairs(&req.headers)[1],
             (
                 "authorization".to_string(),
                 "Bearer <your-api-key>".to_string()
@@ -1453,7 +1459,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.api_base(), Some("http://localhost:11434"));
         assert_eq!(
-            a.headers(&prepare(Map::new(), &Map::new()))[1].1,
+            pairs(&a.headers.with_extra(LABEL, &[]).unwrap())[1].1,
             "Bearer k"
         );
     }
@@ -1662,7 +1668,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(req.url, "http://localhost:11434/api/embed");
+        assert_eq!(req.url.to_string(), "http://localhost:11434/api/embed");
         assert_eq!(
             text(&req.body),
             r#"{"model":"nomic-embed-text","input":["hello"],"truncate":true,"options":{"num_ctx":2048}}"#

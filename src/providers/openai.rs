@@ -8,18 +8,20 @@
 
 use std::fmt;
 
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::outgoing::{FixedHeaders, UpstreamUrl};
 use super::sse::{SseEvent, SseSplitter};
 use super::{
     retry_after, Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError,
     RequestContext, StreamContext, StreamDecoder, StreamEvent, UpstreamRequest, UpstreamResponse,
     Usage,
 };
-/// Re-exported for the adapters that take their credential type from here.
+/// Re-exported: part of this module's public API (the adapters now keep keys as header values).
 pub use crate::config::Secret;
 
 /// Which OpenAI-compatible provider a deployment names; they differ only in defaults and wording.
@@ -91,8 +93,36 @@ pub struct OpenAiAdapter {
     flavor: Flavor,
     model: String,
     api_base: Option<String>,
-    api_key: Option<Secret>,
-    organization: Option<String>,
+    /// Per endpoint; without a base, the error every request gets.
+    urls: Result<EndpointUrls, ProviderError>,
+    /// Auth, organization and content type; without a key, the error every request gets.
+    headers: Result<FixedHeaders, ProviderError>,
+}
+
+/// The upstream URL of each [`Endpoint`], parsed once.
+#[derive(Clone, Debug)]
+pub(crate) struct EndpointUrls {
+    chat_completions: UpstreamUrl,
+    completions: UpstreamUrl,
+    embeddings: UpstreamUrl,
+}
+
+impl EndpointUrls {
+    pub(crate) fn new(url: impl Fn(Endpoint) -> String) -> EndpointUrls {
+        EndpointUrls {
+            chat_completions: UpstreamUrl::new(url(Endpoint::ChatCompletions)),
+            completions: UpstreamUrl::new(url(Endpoint::Completions)),
+            embeddings: UpstreamUrl::new(url(Endpoint::Embeddings)),
+        }
+    }
+
+    pub(crate) fn get(&self, endpoint: Endpoint) -> &UpstreamUrl {
+        match endpoint {
+            Endpoint::ChatCompletions => &self.chat_completions,
+            Endpoint::Completions => &self.completions,
+            Endpoint::Embeddings => &self.embeddings,
+        }
+    }
 }
 
 impl OpenAiAdapter {
@@ -134,12 +164,41 @@ impl OpenAiAdapter {
             }
             Flavor::HostedVllm | Flavor::DeepSeek => None,
         };
+        let urls = match &api_base {
+            Some(base) => Ok(EndpointUrls::new(|e| format!("{base}{}", e.route()))),
+            None => Err(ProviderError::invalid_config(format!(
+                "api_base is required for {} models. Set `api_base` in the deployment's litellm_params or the {} environment variable",
+                flavor.provider(),
+                flavor.base_env().join(" / ")
+            ))),
+        };
+        let headers = match api_key {
+            Some(key) => {
+                let mut headers = FixedHeaders::default()
+                    .with_secret(AUTHORIZATION, &format!("Bearer {}", key.expose()));
+                if let Some(org) = &organization {
+                    headers = headers.with_text(HeaderName::from_static("openai-organization"), org);
+                }
+                Ok(headers.with(CONTENT_TYPE, HeaderValue::from_static("application/json")))
+            }
+            None => Err(ProviderError::from_upstream(
+                flavor.label(),
+                401,
+                &format!(
+                    "The api_key client option must be set either by passing api_key to the client or by setting the {} environment variable",
+                    flavor.key_env()
+                ),
+                None,
+                None,
+                None,
+            )),
+        };
         Ok(OpenAiAdapter {
             flavor,
             model: model.to_string(),
             api_base,
-            api_key,
-            organization,
+            urls,
+            headers,
         })
     }
 }
@@ -163,38 +222,13 @@ impl ProviderAdapter for OpenAiAdapter {
         request: &PreparedRequest,
         _ctx: &RequestContext,
     ) -> Result<UpstreamRequest, ProviderError> {
-        let base = self.api_base.as_deref().ok_or_else(|| {
-            ProviderError::invalid_config(format!(
-                "api_base is required for {} models. Set `api_base` in the deployment's litellm_params or the {} environment variable",
-                self.flavor.provider(),
-                self.flavor.base_env().join(" / ")
-            ))
-        })?;
-        let key = self.api_key.as_ref().ok_or_else(|| {
-            ProviderError::from_upstream(
-                self.flavor.label(),
-                401,
-                &format!(
-                    "The api_key client option must be set either by passing api_key to the client or by setting the {} environment variable",
-                    self.flavor.key_env()
-                ),
-                None,
-                None,
-                None,
-            )
-        })?;
-        let mut headers = vec![(
-            "authorization".to_string(),
-            format!("Bearer {}", key.expose()),
-        )];
-        if let Some(org) = &self.organization {
-            headers.push(("openai-organization".to_string(), org.clone()));
-        }
-        headers.push(("content-type".to_string(), "application/json".to_string()));
-        merge_headers(&mut headers, &request.extra_headers);
+        let urls = self.urls.as_ref().map_err(Clone::clone)?;
+        let headers = self.headers.as_ref().map_err(Clone::clone)?;
+        let label = self.flavor.label();
+        let headers = headers.with_extra(label, &request.extra_headers)?;
         Ok(UpstreamRequest {
             method: "POST",
-            url: format!("{base}{}", endpoint.route()),
+            url: urls.get(endpoint).uri(label)?,
             headers,
             body: request.json_with_model(&self.model),
         })
@@ -243,14 +277,6 @@ pub(crate) fn validate_base(provider: &str, base: String) -> Result<String, Prov
         Err(ProviderError::invalid_config(format!(
             "api_base for {provider} must be an http:// or https:// URL, got {trimmed:?}"
         )))
-    }
-}
-
-/// Adds `extra` headers last; each replaces any header of the same name set before it.
-pub(crate) fn merge_headers(headers: &mut Vec<(String, String)>, extra: &[(String, String)]) {
-    for (name, value) in extra {
-        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        headers.push((name.to_ascii_lowercase(), value.clone()));
     }
 }
 
@@ -745,7 +771,7 @@ mod tests {
     const COMPLETION_STREAM: &[u8] =
         include_bytes!("../../tests/fixtures/openai/completion_stream.sse");
 
-    use crate::providers::testing::obj;
+    use crate::providers::testing::{obj, pairs};
 
     fn adapter(flavor: Flavor, model: &str, params: Value, env: &[(&str, &str)]) -> OpenAiAdapter {
         let env: Vec<(String, String)> = env
@@ -788,7 +814,7 @@ mod tests {
         req.headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.to_str().unwrap())
     }
 
     /// The `data:` payloads of an SSE fixture, as the chunks the decoder must forward.
@@ -835,9 +861,12 @@ mod tests {
             .build_request(Endpoint::ChatCompletions, &request(body), &ctx())
             .unwrap();
         assert_eq!(req.method, "POST");
-        assert_eq!(req.url, "http://0.0.0.0:4000/v1/chat/completions");
         assert_eq!(
-            req.headers,
+            req.url.to_string(),
+            "http://0.0.0.0:4000/v1/chat/completions"
+        );
+        assert_eq!(
+            pairs(&req.headers),
             vec![
                 ("authorization".to_string(), "Bearer none".to_string()),
                 ("content-type".to_string(), "application/json".to_string()),
@@ -866,7 +895,10 @@ mod tests {
             &req.body[..],
             br#"{"model":"gpt-4o","messages":[],"max_tokens":20}"#
         );
-        assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
+        assert_eq!(
+            req.url.to_string(),
+            "https://api.openai.com/v1/chat/completions"
+        );
     }
 
     #[test]
@@ -886,7 +918,7 @@ mod tests {
                 &ctx(),
             )
             .unwrap();
-        assert_eq!(req.url, "https://proxy.example/v1/completions");
+        assert_eq!(req.url.to_string(), "https://proxy.example/v1/completions");
         assert_eq!(header(&req, "authorization"), Some("Bearer sk-env"));
         assert_eq!(header(&req, "openai-organization"), Some("org-env"));
 
@@ -903,7 +935,7 @@ mod tests {
                 &ctx(),
             )
             .unwrap();
-        assert_eq!(req.url, "https://proxy.example/v1/embeddings");
+        assert_eq!(req.url.to_string(), "https://proxy.example/v1/embeddings");
         assert_eq!(header(&req, "authorization"), Some("Bearer sk-p"));
         assert_eq!(header(&req, "openai-organization"), Some("org-param"));
     }
@@ -955,6 +987,67 @@ mod tests {
         let shown = format!("{a:?}");
         assert!(!shown.contains("sk-very-secret"), "{shown}");
         assert!(shown.contains("*****"), "{shown}");
+        let req = a
+            .build_request(
+                Endpoint::ChatCompletions,
+                &request(r#"{"model":"x"}"#),
+                &ctx(),
+            )
+            .unwrap();
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn headers_that_cannot_be_sent_fail_the_request_as_the_send_did() {
+        let unreachable = |detail: &str| {
+            format!(
+                "litellm.APIConnectionError: APIConnectionError: OpenAIException - could not reach the upstream: {detail}"
+            )
+        };
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk"}), &[]);
+        for (name, value, detail) in [
+            ("x-ok", "a\nb", "failed to parse header value"),
+            ("bad name", "v", "invalid HTTP header name"),
+        ] {
+            let mut req = request(r#"{"model":"x"}"#);
+            req.extra_headers = vec![(name.into(), value.into())];
+            let e = a
+                .build_request(Endpoint::ChatCompletions, &req, &ctx())
+                .unwrap_err();
+            assert_eq!(e.class, ErrorClass::Connection);
+            assert_eq!(e.message, unreachable(detail), "{name:?}: {value:?}");
+        }
+
+        // A key that is no header value fails every request that does not bring its own.
+        let a = adapter(Flavor::OpenAi, "gpt-4o", json!({"api_key": "sk\n"}), &[]);
+        let mut req = request(r#"{"model":"x"}"#);
+        let e = a
+            .build_request(Endpoint::ChatCompletions, &req, &ctx())
+            .unwrap_err();
+        assert_eq!(e.message, unreachable("failed to parse header value"));
+        req.extra_headers = vec![("authorization".into(), "Bearer own".into())];
+        let built = a
+            .build_request(Endpoint::ChatCompletions, &req, &ctx())
+            .unwrap();
+        assert_eq!(
+            pairs(&built.headers),
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("authorization".to_string(), "Bearer own".to_string()),
+            ]
+        );
+
+        let a = adapter(
+            Flavor::OpenAi,
+            "gpt-4o",
+            json!({"api_key": "sk", "api_base": "http://my host/v1"}),
+            &[],
+        );
+        let e = a
+            .build_request(Endpoint::ChatCompletions, &req, &ctx())
+            .unwrap_err();
+        assert_eq!(e.message, unreachable("invalid uri character"));
     }
 
     #[test]
@@ -972,7 +1065,7 @@ mod tests {
                 &ctx(),
             )
             .unwrap();
-        assert_eq!(req.url, "http://vllm:8000/v1/chat/completions");
+        assert_eq!(req.url.to_string(), "http://vllm:8000/v1/chat/completions");
         assert_eq!(header(&req, "authorization"), Some("Bearer fake-api-key"));
         assert_eq!(&req.body[..], br#"{"model":"meta-llama/Llama-3-8B"}"#);
 
@@ -1014,7 +1107,10 @@ mod tests {
                 &ctx(),
             )
             .unwrap();
-        assert_eq!(req.url, "https://api.deepseek.com/beta/chat/completions");
+        assert_eq!(
+            req.url.to_string(),
+            "https://api.deepseek.com/beta/chat/completions"
+        );
         assert_eq!(header(&req, "authorization"), Some("Bearer ds"));
         assert_eq!(a.name(), "deepseek");
     }
@@ -1031,7 +1127,7 @@ mod tests {
             .build_request(Endpoint::ChatCompletions, &req, &ctx())
             .unwrap();
         assert_eq!(
-            built.headers,
+            pairs(&built.headers),
             vec![
                 ("content-type".to_string(), "application/json".to_string()),
                 ("x-trace".to_string(), "t1".to_string()),

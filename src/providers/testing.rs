@@ -56,3 +56,11 @@ pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     }
     map
 }
+
+/// Upstream request headers as text, for comparing with expected pairs.
+pub(crate) fn pairs(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+        .collect()
+}

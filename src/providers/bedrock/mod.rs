@@ -14,7 +14,7 @@ mod invoke;
 
 use std::time::SystemTime;
 
-use actix_web::http::header::HeaderName;
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -24,6 +24,7 @@ use llm_proxy_actors::ErrorClass;
 use serde_json::{Map, Value};
 
 use self::invoke::{CohereApi, EmbedModel};
+use super::outgoing::{push_headers, UpstreamUrl};
 use super::{
     retry_after, Endpoint, ParsedResponse, PreparedRequest, ProviderAdapter, ProviderError,
     RequestContext, StreamContext, StreamDecoder, StreamEvent, UpstreamRequest, UpstreamResponse,
@@ -69,6 +70,10 @@ pub struct BedrockAdapter {
     /// `https://bedrock-runtime.{region}.amazonaws.com` or the configured override, no trailing `/`.
     endpoint: String,
     credentials: Option<AwsCredentials>,
+    /// The route's URL, and its URL for a streamed answer (the same for embeddings, which never
+    /// stream).
+    url: UpstreamUrl,
+    stream_url: UpstreamUrl,
 }
 
 /// The model id with a cross-region inference prefix (`us.`, `eu.`, …) and any ARN path removed,
@@ -213,22 +218,24 @@ impl BedrockAdapter {
                 _ => None,
             },
         };
+        let (action, stream_action) = match route {
+            Route::Converse => ("converse", "converse-stream"),
+            Route::Cohere(_) => ("invoke", "invoke-with-response-stream"),
+            Route::Embed(_) => ("invoke", "invoke"),
+        };
+        let keep_colon = route != Route::Converse;
+        let model_path = encode_model_id(model_id, keep_colon);
+        let url =
+            |action: &str| UpstreamUrl::new(format!("{endpoint}/model/{model_path}/{action}"));
         Ok(BedrockAdapter {
             model_id: model_id.to_string(),
             route,
             region,
+            url: url(action),
+            stream_url: url(stream_action),
             endpoint,
             credentials,
         })
-    }
-
-    fn url(&self, action: &str) -> String {
-        let keep_colon = self.route != Route::Converse;
-        format!(
-            "{}/model/{}/{action}",
-            self.endpoint,
-            encode_model_id(&self.model_id, keep_colon)
-        )
     }
 
     fn wrong_endpoint(&self, endpoint: Endpoint) -> ProviderError {
@@ -247,7 +254,7 @@ impl BedrockAdapter {
         body: &[u8],
         extra_headers: &[(String, String)],
         now: SystemTime,
-    ) -> Result<Vec<(String, String)>, ProviderError> {
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, ProviderError> {
         let Some(creds) = &self.credentials else {
             return Err(ProviderError::new(
                 ErrorClass::Auth,
@@ -255,13 +262,11 @@ impl BedrockAdapter {
                 "litellm.AuthenticationError: AuthenticationError: BedrockException Invalid Authentication - Unable to locate credentials: set aws_access_key_id and aws_secret_access_key in litellm_params or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
             ));
         };
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-        headers.extend(
-            extra_headers
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "content-type" | "host" | "authorization"))
-                .cloned(),
-        );
+        let extra: Vec<(&str, &str)> = extra_headers
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "content-type" | "host" | "authorization"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let identity: Identity = Credentials::new(
             creds.access_key_id.clone(),
             creds.secret_access_key.clone(),
@@ -287,7 +292,7 @@ impl BedrockAdapter {
         let signable = SignableRequest::new(
             "POST",
             url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            std::iter::once(("content-type", "application/json")).chain(extra.iter().copied()),
             SignableBody::Bytes(body),
         )
         .map_err(|e| signing_error(&e))?;
@@ -295,11 +300,16 @@ impl BedrockAdapter {
             .map_err(|e| signing_error(&e))?
             .into_parts();
         let (signed, _query) = instructions.into_parts();
-        headers.extend(
-            signed
+        let mut headers = Vec::with_capacity(1 + extra.len() + signed.len());
+        headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        push_headers(
+            LABEL,
+            &mut headers,
+            extra
                 .iter()
-                .map(|h| (h.name().to_string(), h.value().to_string())),
-        );
+                .copied()
+                .chain(signed.iter().map(|h| (h.name(), h.value()))),
+        )?;
         Ok(headers)
     }
 }
@@ -323,34 +333,27 @@ impl ProviderAdapter for BedrockAdapter {
         request: &PreparedRequest,
         ctx: &RequestContext,
     ) -> Result<UpstreamRequest, ProviderError> {
-        let (body, action) = match (endpoint, self.route) {
-            (Endpoint::ChatCompletions, Route::Converse) => (
-                converse::request_body(&self.model_id, request, ctx.drop_params)?,
-                if request.stream {
-                    "converse-stream"
-                } else {
-                    "converse"
-                },
-            ),
-            (Endpoint::ChatCompletions, Route::Cohere(api)) => (
-                invoke::cohere_chat_body(api, &self.model_id, request, ctx.drop_params)?,
-                if request.stream {
-                    "invoke-with-response-stream"
-                } else {
-                    "invoke"
-                },
-            ),
-            (Endpoint::Embeddings, Route::Embed(model)) => (
-                invoke::embed_body(model, &self.model_id, request, ctx.drop_params)?,
-                "invoke",
-            ),
+        let body = match (endpoint, self.route) {
+            (Endpoint::ChatCompletions, Route::Converse) => {
+                converse::request_body(&self.model_id, request, ctx.drop_params)?
+            }
+            (Endpoint::ChatCompletions, Route::Cohere(api)) => {
+                invoke::cohere_chat_body(api, &self.model_id, request, ctx.drop_params)?
+            }
+            (Endpoint::Embeddings, Route::Embed(model)) => {
+                invoke::embed_body(model, &self.model_id, request, ctx.drop_params)?
+            }
             _ => return Err(self.wrong_endpoint(endpoint)),
         };
-        let url = self.url(action);
-        let headers = self.signed_headers(&url, &body, &request.extra_headers, ctx.now)?;
+        let url = if request.stream {
+            &self.stream_url
+        } else {
+            &self.url
+        };
+        let headers = self.signed_headers(url.as_str(), &body, &request.extra_headers, ctx.now)?;
         Ok(UpstreamRequest {
             method: "POST",
-            url,
+            url: url.uri(LABEL)?,
             headers,
             body: Bytes::from(body),
         })
