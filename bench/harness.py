@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -766,9 +767,51 @@ class Bench:
                 pin(self.mock_pids(), a.mock_cpu)
         pids = pids_fn()
         res["rss_peak_mb"] = max(status_kb(pids, "VmHWM"), peak_rss) / 1024
+        if target == "llm-proxy" and a.soak_seconds > 0:
+            res["soak"] = self.soak_cell(target, port, pids_fn)
         if target != "direct":
             self.procs.stop(proc)
         self.results[target] = res
+
+    def soak_cell(self, target, port, pids_fn):
+        """RSS, sampled every second, under c=64 load for --soak-seconds: does memory stay flat?"""
+        a = self.args
+        conns = a.concurrency[-1]
+        chat = chat_request(CHAT_MODEL)
+        result = {}
+
+        def load():
+            try:
+                result["wrk"] = run_wrk(self.run, f"http://127.0.0.1:{port}/v1/chat/completions", chat,
+                                        self.key, conns, a.soak_seconds, a.client_cpu)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                result["error"] = str(e)
+
+        def fn():
+            samples = []
+            worker = threading.Thread(target=load, daemon=True)
+            t0 = time.monotonic()
+            worker.start()
+            while worker.is_alive() and time.monotonic() - t0 < a.soak_seconds + 60:
+                samples.append((time.monotonic() - t0, status_kb(pids_fn(), "VmRSS") / 1024))
+                worker.join(timeout=1.0)
+            if "wrk" not in result:
+                raise RuntimeError(f"soak load failed: {result.get('error', 'no result')}")
+            r = result["wrk"]
+            # From 10 % in (pools filled, allocator warm) to the end.
+            settled = [mb for t, mb in samples if t >= a.soak_seconds * 0.1] or [samples[-1][1]]
+            return {
+                "seconds": a.soak_seconds,
+                "rps": r["requests"] / (r["duration_us"] / 1e6),
+                "requests": r["requests"],
+                "errors": r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"],
+                "rss_settled_mb": settled[0],
+                "rss_end_mb": settled[-1],
+                "rss_max_mb": max(mb for _, mb in samples),
+                "growth_mb": settled[-1] - settled[0],
+                "samples": len(samples),
+            }
+        return self.cell(target, f"soak c={conns} for {a.soak_seconds:g} s", pids_fn(), fn, a.soak_seconds)
 
     def paired_throughput(self):
         """nginx and llm-proxy side by side on the target's core, c=64 cells interleaved.
@@ -943,6 +986,13 @@ class Bench:
         row(f"CPU per request (c={cmax})", f"{cpu:.1f} µs", "< 60 µs", cpu < 60)
         row("RSS idle", f"{L['rss_idle_mb']:.1f} MB", "< 20 MB", L["rss_idle_mb"] < 20)
         row(f"RSS peak (through c={cmax})", f"{L['rss_peak_mb']:.1f} MB", "< 60 MB", L["rss_peak_mb"] < 60)
+        if "soak" in L:
+            k = L["soak"]
+            flat = k["growth_mb"] <= max(2.0, 0.1 * k["rss_settled_mb"]) and k["rss_max_mb"] < 60
+            row(f"RSS over {k['seconds']:g} s at c={cmax} ({k['requests']:,} requests, {k['errors']} errors): "
+                f"from 10 % in to the end, and the max",
+                f"{k['rss_settled_mb']:.1f} → {k['rss_end_mb']:.1f} MB, max {k['rss_max_mb']:.1f}",
+                "flat (≤ 2 MB or 10 % growth), < 60 MB", flat)
         if colo:
             add_ttfc = L["colo_stream"]["ttfc_p50"] - D["colo_stream"]["ttfc_p50"]
             row("stream added TTFC p50, mocks on the target's core", f"{add_ttfc:,.0f} µs", "< 150 µs",
@@ -1027,6 +1077,7 @@ def main():
     p.add_argument("--mock-cpu", type=int, help="cpu of the mocks (default: the client's)")
     p.add_argument("--no-colocated", dest="colocated", action="store_false",
                    help="skip the c=1 and stream cells with the mocks on the target's core")
+    p.add_argument("--soak-seconds", type=float, help="llm-proxy's RSS under c=64 load for this long (default 300, quick 20; 0 skips)")
     p.add_argument("--paired-rounds", type=int, help="interleaved nginx/llm-proxy c=64 rounds (default 5, quick 2; 0 skips)")
     p.add_argument("--paired-seconds", type=float, help="seconds per interleaved cell (default 5, quick 2)")
     p.add_argument("--workers", type=int, default=1, help="llm-proxy --num_workers (default 1: one core)")
@@ -1049,6 +1100,7 @@ def main():
     a.concurrency = [int(c) for c in a.concurrency.split(",")]
     a.paired_rounds = (2 if q else 5) if a.paired_rounds is None else a.paired_rounds
     a.paired_seconds = a.paired_seconds or (2 if q else 5)
+    a.soak_seconds = (20 if q else 300) if a.soak_seconds is None else a.soak_seconds
     if a.mock_cpu is None:
         a.mock_cpu = a.client_cpu
     targets = [t for t in a.targets.split(",") if t]
