@@ -154,7 +154,7 @@ impl ProviderAdapter for AzureAdapter {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use actix_web::http::header::HeaderMap;
     use bytes::Bytes;
@@ -162,13 +162,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::providers::params::prepare;
     use crate::providers::{testing, StreamEvent, Usage};
 
     const CHAT_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_response.json");
     const CHAT_STREAM: &[u8] = include_bytes!("../../tests/fixtures/azure/chat_stream.sse");
 
-    use crate::providers::testing::{obj, pairs};
+    use crate::providers::testing::{ctx, obj, pairs, request};
 
     fn adapter(params: Value, env: &[(&str, &str)]) -> AzureAdapter {
         let env: Vec<(String, String)> = env
@@ -179,23 +178,6 @@ mod tests {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .unwrap()
-    }
-
-    fn request(body: &str) -> PreparedRequest {
-        prepare(
-            std::sync::Arc::new(
-                crate::providers::RequestBody::parse(Bytes::copy_from_slice(body.as_bytes()))
-                    .unwrap(),
-            ),
-            &Map::new(),
-        )
-    }
-
-    fn ctx() -> RequestContext {
-        RequestContext {
-            now: SystemTime::UNIX_EPOCH,
-            drop_params: false,
-        }
     }
 
     fn stream_ctx() -> StreamContext {

@@ -748,7 +748,7 @@ impl StreamDecoder for OpenAiStream {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use actix_web::http::header::HeaderMap;
     use llm_proxy_actors::ErrorClass;
@@ -771,7 +771,7 @@ mod tests {
     const COMPLETION_STREAM: &[u8] =
         include_bytes!("../../tests/fixtures/openai/completion_stream.sse");
 
-    use crate::providers::testing::{obj, pairs};
+    use crate::providers::testing::{ctx, obj, pairs, request};
 
     fn adapter(flavor: Flavor, model: &str, params: Value, env: &[(&str, &str)]) -> OpenAiAdapter {
         let env: Vec<(String, String)> = env
@@ -782,23 +782,6 @@ mod tests {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .unwrap()
-    }
-
-    fn request(body: &str) -> PreparedRequest {
-        prepare(
-            std::sync::Arc::new(
-                crate::providers::RequestBody::parse(Bytes::copy_from_slice(body.as_bytes()))
-                    .unwrap(),
-            ),
-            &Map::new(),
-        )
-    }
-
-    fn ctx() -> RequestContext {
-        RequestContext {
-            now: SystemTime::UNIX_EPOCH,
-            drop_params: false,
-        }
     }
 
     fn stream_ctx() -> StreamContext {

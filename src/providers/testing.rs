@@ -1,9 +1,16 @@
 //! Helpers shared by the adapters' golden-fixture tests.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{Endpoint, ProviderAdapter, StreamContext, StreamEvent};
+use super::{
+    params, Endpoint, PreparedRequest, ProviderAdapter, RequestBody, RequestContext, StreamContext,
+    StreamEvent,
+};
 
 /// Feeds `input` whole and one byte at a time; both must give the same events.
 pub(crate) fn decode(
@@ -63,4 +70,20 @@ pub(crate) fn pairs(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, Strin
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
         .collect()
+}
+
+/// A client body as the server hands it on: indexed, no deployment defaults.
+pub(crate) fn request(body: &str) -> PreparedRequest {
+    params::prepare(
+        Arc::new(RequestBody::parse(Bytes::copy_from_slice(body.as_bytes())).unwrap()),
+        &Map::new(),
+    )
+}
+
+/// A call at the Unix epoch (fixed signatures), `drop_params` off.
+pub(crate) fn ctx() -> RequestContext {
+    RequestContext {
+        now: SystemTime::UNIX_EPOCH,
+        drop_params: false,
+    }
 }
