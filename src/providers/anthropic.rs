@@ -164,7 +164,7 @@ impl AnthropicAdapter {
         let api_key = setting("api_key", "ANTHROPIC_API_KEY")?;
         let mut headers = FixedHeaders::default();
         if let Some(key) = &api_key {
-            headers = headers.with_secret(HeaderName::from_static("x-api-key"), key);
+            headers = headers.with_text(HeaderName::from_static("x-api-key"), key);
         }
         Ok(AnthropicAdapter {
             url: UpstreamUrl::new(messages_url(&api_base)),

@@ -77,9 +77,9 @@ impl AzureAdapter {
                 "azure_ad_token: oidc/ token exchange is not supported by llm-proxy; pass an Azure AD access token or an api_key",
             )),
             (Some(token), _) => Ok(FixedHeaders::default()
-                .with_secret(AUTHORIZATION, &format!("Bearer {token}"))),
+                .with_text(AUTHORIZATION, &format!("Bearer {token}"))),
             (None, Some(key)) => Ok(FixedHeaders::default()
-                .with_secret(HeaderName::from_static("api-key"), &key)),
+                .with_text(HeaderName::from_static("api-key"), &key)),
             (None, None) => Err(ProviderError::from_upstream(
                 LABEL,
                 401,

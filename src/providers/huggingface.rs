@@ -174,7 +174,7 @@ impl HuggingFaceAdapter {
         let mut headers = FixedHeaders::default()
             .with(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &api_key {
-            headers = headers.with_secret(AUTHORIZATION, &format!("Bearer {key}"));
+            headers = headers.with_text(AUTHORIZATION, &format!("Bearer {key}"));
         }
         Ok(HuggingFaceAdapter {
             model: sent_model,

@@ -197,7 +197,7 @@ impl OllamaAdapter {
         let mut headers = FixedHeaders::default()
             .with(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &api_key {
-            headers = headers.with_secret(AUTHORIZATION, &format!("Bearer {key}"));
+            headers = headers.with_text(AUTHORIZATION, &format!("Bearer {key}"));
         }
         let url = api_url(
             &base,

@@ -175,7 +175,7 @@ impl OpenAiAdapter {
         let headers = match api_key {
             Some(key) => {
                 let mut headers = FixedHeaders::default()
-                    .with_secret(AUTHORIZATION, &format!("Bearer {}", key.expose()));
+                    .with_text(AUTHORIZATION, &format!("Bearer {}", key.expose()));
                 if let Some(org) = &organization {
                     headers = headers.with_text(HeaderName::from_static("openai-organization"), org);
                 }

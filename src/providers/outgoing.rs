@@ -64,23 +64,11 @@ impl FixedHeaders {
         self
     }
 
-    /// A configured value.
-    pub(crate) fn with_text(self, name: HeaderName, value: &str) -> FixedHeaders {
-        self.with_checked(name, value, false)
-    }
-
-    /// A credential: marked sensitive, so `Debug` does not print it.
-    pub(crate) fn with_secret(self, name: HeaderName, value: &str) -> FixedHeaders {
-        self.with_checked(name, value, true)
-    }
-
-    fn with_checked(mut self, name: HeaderName, value: &str, sensitive: bool) -> FixedHeaders {
-        match HeaderValue::from_str(value) {
-            Ok(mut value) => {
-                value.set_sensitive(sensitive);
-                self.valid.push((name, value));
-            }
-            Err(e) => self.invalid.push((name, e.to_string())),
+    /// A configured value; a credential's is marked sensitive (see [`checked_value`]).
+    pub(crate) fn with_text(mut self, name: HeaderName, value: &str) -> FixedHeaders {
+        match checked_value(&name, value) {
+            Ok(value) => self.valid.push((name, value)),
+            Err(e) => self.invalid.push((name, e)),
         }
         self
     }
@@ -174,10 +162,16 @@ pub(crate) fn push_headers<'a>(
     }
 }
 
-/// A header checked as awc checks a `(String, String)` pair (the name first); values of
-/// credential headers are marked sensitive.
+/// A header checked as awc checks a `(String, String)` pair (the name first).
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
     let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+    let value = checked_value(&name, value)?;
+    Ok((name, value))
+}
+
+/// A value awc can send, marked sensitive when the header carries a credential, so `Debug`
+/// (and HTTP/2 header compression) never keeps it.
+fn checked_value(name: &HeaderName, value: &str) -> Result<HeaderValue, String> {
     let mut value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
     if matches!(
         name.as_str(),
@@ -185,7 +179,7 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> 
     ) {
         value.set_sensitive(true);
     }
-    Ok((name, value))
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -224,7 +218,7 @@ mod tests {
     #[actix_rt::test]
     async fn refused_headers_fail_with_the_error_awc_gave() {
         let fixed = FixedHeaders::default()
-            .with_secret(HeaderName::from_static("authorization"), "Bearer k\n")
+            .with_text(HeaderName::from_static("authorization"), "Bearer k\n")
             .with(
                 HeaderName::from_static("content-type"),
                 HeaderValue::from_static("application/json"),
@@ -284,7 +278,7 @@ mod tests {
     #[test]
     fn credentials_are_sensitive_and_hidden_from_debug() {
         let fixed = FixedHeaders::default()
-            .with_secret(HeaderName::from_static("x-api-key"), "sk-secret")
+            .with_text(HeaderName::from_static("x-api-key"), "sk-secret")
             .with_text(HeaderName::from_static("anthropic-version"), "2023-06-01");
         let shown = format!("{fixed:?}");
         assert!(
