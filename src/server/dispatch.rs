@@ -327,7 +327,7 @@ async fn attempt_once(
     let whole_body = !request.stream;
     let (mut reply, body) = with_timeout(timeout, label, async {
         let mut reply = upstream::send(&client, upstream_request, label).await?;
-        let body = if whole_body || reply.status >= 400 {
+        let body = if whole_body || reply.status().as_u16() >= 400 {
             Some(upstream::read_body(&mut reply, label).await?)
         } else {
             None
@@ -335,14 +335,14 @@ async fn attempt_once(
         Ok((reply, body))
     })
     .await?;
-    let forwarded = forwardable_headers(reply.body.headers());
+    let forwarded = forwardable_headers(reply.headers());
     if let Some(body) = body {
         let response = UpstreamResponse {
-            status: reply.status,
-            headers: reply.body.headers(),
+            status: reply.status().as_u16(),
+            headers: reply.headers(),
             body: &body,
         };
-        if reply.status >= 400 {
+        if response.status >= 400 {
             let mut e = adapter.parse_error(&response);
             if e.retry_after.is_none() {
                 e.retry_after = crate::providers::retry_after(response.headers);

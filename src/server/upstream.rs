@@ -68,12 +68,8 @@ impl Service<ConnectInfo<Uri>> for NoDelayConnector {
     }
 }
 
-/// The status and the body stream of an upstream answer; its headers are read in place from
-/// `body.headers()`.
-pub struct Reply {
-    pub status: u16,
-    pub body: ClientResponse,
-}
+/// An upstream answer as awc hands it over: status and headers read in place, the body streamed.
+pub type Reply = ClientResponse;
 
 /// Send a request and wait for the response head. Takes the request by value so its URL and
 /// headers move into awc's request as they are: already parsed and checked by the adapter.
@@ -88,20 +84,15 @@ pub async fn send(
     for (name, value) in req.headers {
         headers.insert(name, value);
     }
-    let res = builder
+    builder
         .send_body(req.body)
         .await
-        .map_err(|e| send_error(provider_label, &e))?;
-    Ok(Reply {
-        status: res.status().as_u16(),
-        body: res,
-    })
+        .map_err(|e| send_error(provider_label, &e))
 }
 
 /// Read the whole body of a reply.
 pub async fn read_body(reply: &mut Reply, provider_label: &str) -> Result<Bytes, ProviderError> {
     reply
-        .body
         .body()
         .limit(MAX_UPSTREAM_BODY)
         .await
@@ -114,7 +105,6 @@ pub async fn next_chunk(
     provider_label: &str,
 ) -> Option<Result<Bytes, ProviderError>> {
     reply
-        .body
         .next()
         .await
         .map(|r| r.map_err(|e| payload_error(provider_label, &e)))
