@@ -1,6 +1,6 @@
-//! The per-worker HTTP actor. It owns the worker's `awc::Client` (and so its connection pool),
-//! takes a parsed request, walks it through the router's retry and fallback loop, and performs
-//! each upstream attempt on this worker's thread. The Deployment and ModelGroup actors only make
+//! The per-worker HTTP actor. It owns the worker's upstream transport (and so its connection
+//! pools), takes a parsed request, walks it through the router's retry and fallback loop, and
+//! performs each upstream attempt on this worker's thread. The Deployment and ModelGroup actors only make
 //! decisions; the I/O stays here.
 
 use std::cell::RefCell;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use awc::Client;
+
 use bytes::Bytes;
 use futures_util::future::{select, Either};
 use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
@@ -118,14 +118,14 @@ impl Message for Dispatch {
 /// One per actix-web worker, started in the App factory.
 pub struct HttpActor {
     shared: Arc<Shared>,
-    client: Client,
+    client: upstream::Transport,
 }
 
 impl HttpActor {
     pub fn new(shared: Arc<Shared>) -> HttpActor {
         HttpActor {
             shared,
-            client: upstream::client(),
+            client: upstream::Transport::default(),
         }
     }
 }
@@ -156,7 +156,7 @@ struct Answer {
 
 async fn dispatch(
     shared: Arc<Shared>,
-    client: Client,
+    client: upstream::Transport,
     msg: Dispatch,
 ) -> Result<Dispatched, DispatchFailed> {
     let started = Instant::now();
@@ -262,7 +262,7 @@ fn unix_now() -> u64 {
 /// One upstream call on the deployment the router reserved.
 async fn attempt_once(
     shared: Arc<Shared>,
-    client: Client,
+    client: upstream::Transport,
     request: Rc<Dispatch>,
     attempt: Attempt,
 ) -> Result<Answer, ProviderError> {

@@ -9,7 +9,7 @@
 //!   the host's own services.
 //!
 //! Either way each worker builds a `Worker` once: the shared state plus the worker's own
-//! [`dispatch::HttpActor`] (which owns the worker's `awc::Client`).
+//! [`dispatch::HttpActor`] (which owns the worker's upstream transport).
 //!
 //! A request's path:
 //! 1. `llm_call` asks the [`auth::Authorizer`] (the master key, or the host's callback), reads

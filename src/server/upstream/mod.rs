@@ -1,5 +1,9 @@
-//! The shared transport: sends an adapter's [`UpstreamRequest`] with this worker's pooled
-//! keep-alive `awc::Client` and hands back what came back. No provider knowledge here.
+//! The shared transport: sends an adapter's [`UpstreamRequest`] over this worker's pooled
+//! keep-alive connections and hands back what came back. `http://` upstreams go through
+//! [`plain`] (actix-http's HTTP/1 codec, one configuration per worker), everything else through
+//! awc, which owns TLS. No provider knowledge here.
+
+mod plain;
 
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -8,11 +12,13 @@ use actix_tls::connect::{
     ConnectError, ConnectInfo, Connection, ConnectorService as TcpConnectorService,
 };
 use actix_web::dev::Service;
-use actix_web::http::{Method, Uri};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::uri::Scheme;
+use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::rt::net::TcpStream;
 use awc::error::{PayloadError, SendRequestError};
 use awc::{Client, ClientResponse, Connector};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
@@ -21,8 +27,24 @@ use crate::providers::{ProviderError, UpstreamRequest};
 /// Upper bound on a non-stream upstream body; a bigger one is an upstream fault, not a reply.
 const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
 
-/// One per worker thread (`awc::Client` is `!Send`): its connection pool is that worker's own.
-pub fn client() -> Client {
+/// One per worker thread (`!Send`): its connection pools are that worker's own. Cloning it
+/// shares them.
+#[derive(Clone)]
+pub struct Transport {
+    awc: Client,
+    plain: plain::Pool,
+}
+
+impl Default for Transport {
+    fn default() -> Transport {
+        Transport {
+            awc: awc_client(),
+            plain: plain::Pool::new(NoDelayConnector::default()),
+        }
+    }
+}
+
+fn awc_client() -> Client {
     let connector = Connector::new()
         .connector(NoDelayConnector::default())
         .limit(1024)
@@ -45,7 +67,7 @@ pub fn client() -> Client {
 /// until the first is acknowledged, which a delayed-ACK peer answers up to 40 ms later. TLS is
 /// layered on top of this socket, so HTTPS upstreams get it too.
 #[derive(Clone, Default)]
-struct NoDelayConnector(TcpConnectorService);
+pub(crate) struct NoDelayConnector(TcpConnectorService);
 
 impl Service<ConnectInfo<Uri>> for NoDelayConnector {
     type Response = Connection<Uri, TcpStream>;
@@ -68,18 +90,48 @@ impl Service<ConnectInfo<Uri>> for NoDelayConnector {
     }
 }
 
-/// An upstream answer as awc hands it over: status and headers read in place, the body streamed.
-pub type Reply = ClientResponse;
+/// An upstream answer: status and headers read in place, the body streamed.
+pub enum Reply {
+    Plain(plain::Response),
+    Awc(ClientResponse),
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reply::Plain(r) => r.status(),
+            Reply::Awc(r) => r.status(),
+        }
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        match self {
+            Reply::Plain(r) => r.headers(),
+            Reply::Awc(r) => r.headers(),
+        }
+    }
+}
 
 /// Send a request and wait for the response head. Takes the request by value so its URL and
-/// headers move into awc's request as they are: already parsed and checked by the adapter.
+/// headers move into the transport's request as they are: already parsed and checked by the
+/// adapter.
 pub async fn send(
-    client: &Client,
+    transport: &Transport,
     req: UpstreamRequest,
     provider_label: &str,
 ) -> Result<Reply, ProviderError> {
+    if req.url.scheme() == Some(&Scheme::HTTP) {
+        return match transport.plain.send(req).await {
+            Ok(response) => Ok(Reply::Plain(response)),
+            Err(plain::SendError::ConnectTimeout) => Err(ProviderError::connection(
+                provider_label,
+                "timed out connecting to the upstream",
+            )),
+            Err(e) => Err(ProviderError::unreachable(provider_label, &e)),
+        };
+    }
     let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::POST);
-    let mut builder = client.request(method, req.url);
+    let mut builder = transport.awc.request(method, req.url);
     let headers = builder.headers_mut();
     for (name, value) in req.headers {
         headers.insert(name, value);
@@ -87,16 +139,33 @@ pub async fn send(
     builder
         .send_body(req.body)
         .await
+        .map(Reply::Awc)
         .map_err(|e| send_error(provider_label, &e))
 }
 
-/// Read the whole body of a reply.
+/// Read the whole body of a reply. A body that arrives in one piece is returned as it is.
 pub async fn read_body(reply: &mut Reply, provider_label: &str) -> Result<Bytes, ProviderError> {
-    reply
-        .body()
-        .limit(MAX_UPSTREAM_BODY)
-        .await
-        .map_err(|e| payload_error(provider_label, &e))
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(chunk) = next_chunk(reply, provider_label).await {
+        let chunk = chunk?;
+        let size = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+        if size > MAX_UPSTREAM_BODY {
+            return Err(ProviderError::connection(
+                provider_label,
+                &format!("the upstream's answer is larger than {MAX_UPSTREAM_BODY} bytes"),
+            ));
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            None => joined.extend_from_slice(&chunk),
+            Some(earlier) => {
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// The next piece of a streamed body; `None` at the end.
@@ -104,10 +173,11 @@ pub async fn next_chunk(
     reply: &mut Reply,
     provider_label: &str,
 ) -> Option<Result<Bytes, ProviderError>> {
-    reply
-        .next()
-        .await
-        .map(|r| r.map_err(|e| payload_error(provider_label, &e)))
+    let chunk = match reply {
+        Reply::Plain(r) => r.next_chunk().await,
+        Reply::Awc(r) => r.next().await,
+    };
+    chunk.map(|r| r.map_err(|e| payload_error(provider_label, &e)))
 }
 
 fn send_error(provider_label: &str, e: &SendRequestError) -> ProviderError {

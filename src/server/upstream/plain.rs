@@ -1,0 +1,610 @@
+//! The `http://` transport: actix-http's own HTTP/1.1 client codec over this worker's pooled
+//! keep-alive TCP connections.
+//!
+//! awc sends with the same codec, but builds a new codec configuration for every request, and
+//! each configuration spawns an actix-http date task and timer; its pool also takes a semaphore
+//! permit and two hashed lookups a request, and its builder re-inserts every header. Here one
+//! configuration serves the worker and a connection keeps its buffers between requests
+//! (`bench/README.md`, Finding 11). HTTPS deployments stay on awc, which owns TLS.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix_codec::{AsyncRead, Framed, ReadBuf};
+use actix_http::body::BodySize;
+use actix_http::error::{ParseError, PayloadError};
+use actix_http::h1::{ClientCodec, ClientPayloadCodec, Message, MessageType};
+use actix_http::header::{HeaderMap, HeaderValue, HOST};
+use actix_http::{Method, RequestHead, RequestHeadType, ResponseHead, ServiceConfig, StatusCode};
+use actix_tls::connect::{ConnectError, ConnectInfo};
+use actix_web::dev::Service;
+use actix_web::http::uri::{Authority, Uri};
+use actix_web::rt::net::TcpStream;
+use bytes::Bytes;
+
+use super::NoDelayConnector;
+use crate::providers::UpstreamRequest;
+
+/// A connection idle longer than this is closed rather than reused (awc's `conn_keep_alive`).
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// A connection older than this is closed when it comes back (awc's `conn_lifetime`).
+const LIFETIME: Duration = Duration::from_secs(300);
+/// How long opening a connection may take (awc's connector timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept per upstream address; more are closed when they come back.
+const MAX_IDLE_PER_ADDRESS: usize = 1024;
+
+/// One per worker: its idle connections, by upstream address, and the codec configuration
+/// every connection shares.
+#[derive(Clone)]
+pub struct Pool(Rc<PoolInner>);
+
+struct PoolInner {
+    config: ServiceConfig,
+    connector: NoDelayConnector,
+    addresses: RefCell<Vec<Address>>,
+}
+
+/// The idle connections to one `host:port`, and the `Host` header its requests carry.
+struct Address {
+    authority: Authority,
+    host: HeaderValue,
+    idle: Vec<Idle>,
+}
+
+struct Idle {
+    framed: Framed<TcpStream, ClientCodec>,
+    created: Instant,
+    released: Instant,
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum SendError {
+    Connect(ConnectError),
+    ConnectTimeout,
+    Io(io::Error),
+    Parse(ParseError),
+    /// The upstream closed the connection before a response head arrived.
+    Closed,
+    /// The URL has no host to connect to.
+    NoHost,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "failed to connect: {e}"),
+            SendError::ConnectTimeout => f.write_str("timed out connecting to the upstream"),
+            SendError::Io(e) => write!(f, "{e}"),
+            SendError::Parse(e) => write!(f, "the response head is not valid HTTP/1: {e}"),
+            SendError::Closed => f.write_str("the upstream closed the connection before answering"),
+            SendError::NoHost => f.write_str("the URL has no host"),
+        }
+    }
+}
+
+/// A response head, and its body still on the connection.
+pub struct Response {
+    head: ResponseHead,
+    body: Option<BodyReader>,
+}
+
+/// The body's end of a connection. Reading it to the end puts the connection back in the pool;
+/// dropping it earlier closes the connection.
+struct BodyReader {
+    framed: Framed<TcpStream, ClientPayloadCodec>,
+    pool: Pool,
+    address: Authority,
+    created: Instant,
+}
+
+impl Pool {
+    pub fn new(connector: NoDelayConnector) -> Pool {
+        Pool(Rc::new(PoolInner {
+            config: ServiceConfig::default(),
+            connector,
+            addresses: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Send `req` on an idle connection to its address, or a new one, and read the response head.
+    pub async fn send(&self, req: UpstreamRequest) -> Result<Response, SendError> {
+        let authority = req.url.authority().ok_or(SendError::NoHost)?.clone();
+        let (framed, created, host) = match self.checkout(&authority) {
+            (Some(idle), host) => (idle.framed, idle.created, host),
+            (None, host) => (self.connect(&req.url).await?, Instant::now(), host),
+        };
+        let mut framed = framed.replace_codec(ClientCodec::new(self.0.config.clone()));
+        let head = request_head(req.method, req.url, req.headers, host);
+        let length = BodySize::Sized(req.body.len() as u64);
+        {
+            let mut pinned = Pin::new(&mut framed);
+            pinned
+                .as_mut()
+                .write(Message::Item((RequestHeadType::Owned(head), length)))
+                .map_err(SendError::Io)?;
+            if !req.body.is_empty() {
+                pinned
+                    .as_mut()
+                    .write(Message::Chunk(Some(req.body)))
+                    .map_err(SendError::Io)?;
+            }
+            pinned
+                .as_mut()
+                .write(Message::Chunk(None))
+                .map_err(SendError::Io)?;
+            poll_fn(|cx| pinned.as_mut().flush(cx))
+                .await
+                .map_err(SendError::Io)?;
+        }
+        let head = poll_fn(|cx| Pin::new(&mut framed).next_item(cx))
+            .await
+            .ok_or(SendError::Closed)?
+            .map_err(SendError::Parse)?;
+        let body = match framed.codec_ref().message_type() {
+            MessageType::None => {
+                if framed.codec_ref().keep_alive() {
+                    self.checkin(authority, framed, created);
+                }
+                None
+            }
+            _ => Some(BodyReader {
+                framed: framed.into_map_codec(ClientCodec::into_payload_codec),
+                pool: self.clone(),
+                address: authority,
+                created,
+            }),
+        };
+        Ok(Response { head, body })
+    }
+
+    /// A live idle connection to `authority`, if there is one, and the address's `Host` value.
+    fn checkout(&self, authority: &Authority) -> (Option<Idle>, HeaderValue) {
+        let mut addresses = self.0.addresses.borrow_mut();
+        let index = match addresses.iter().position(|a| a.authority == *authority) {
+            Some(i) => i,
+            None => {
+                addresses.push(Address {
+                    authority: authority.clone(),
+                    host: host_value(authority),
+                    idle: Vec::new(),
+                });
+                addresses.len() - 1
+            }
+        };
+        let address = &mut addresses[index];
+        let now = Instant::now();
+        while let Some(mut idle) = address.idle.pop() {
+            let fresh = now.duration_since(idle.released) <= IDLE_LIMIT
+                && now.duration_since(idle.created) <= LIFETIME;
+            if fresh && still_open(idle.framed.io_mut()) {
+                return (Some(idle), address.host.clone());
+            }
+        }
+        (None, address.host.clone())
+    }
+
+    /// Back to the idle list, unless it is too old, the list is full, or the upstream sent
+    /// bytes nobody asked for.
+    fn checkin(
+        &self,
+        authority: Authority,
+        framed: Framed<TcpStream, ClientCodec>,
+        created: Instant,
+    ) {
+        let now = Instant::now();
+        if !framed.is_read_buf_empty() || now.duration_since(created) > LIFETIME {
+            return;
+        }
+        let mut addresses = self.0.addresses.borrow_mut();
+        if let Some(address) = addresses.iter_mut().find(|a| a.authority == authority) {
+            if address.idle.len() < MAX_IDLE_PER_ADDRESS {
+                address.idle.push(Idle {
+                    framed,
+                    created,
+                    released: now,
+                });
+            }
+        }
+    }
+
+    async fn connect(&self, url: &Uri) -> Result<Framed<TcpStream, ClientCodec>, SendError> {
+        let connecting =
+            Service::<ConnectInfo<Uri>>::call(&self.0.connector, ConnectInfo::new(url.clone()));
+        let connection = actix_web::rt::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| SendError::ConnectTimeout)?
+            .map_err(SendError::Connect)?;
+        let (io, _) = connection.into_parts();
+        Ok(Framed::new(io, ClientCodec::new(self.0.config.clone())))
+    }
+}
+
+impl Response {
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The next piece of the body; `None` at its end. A body that ends by the upstream closing
+    /// the connection ends with `None` too, as awc's does.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, PayloadError>> {
+        let reader = self.body.as_mut()?;
+        let item = poll_fn(|cx| Pin::new(&mut reader.framed).next_item(cx)).await;
+        match item {
+            Some(Ok(Some(chunk))) => Some(Ok(chunk)),
+            Some(Ok(None)) => {
+                if let Some(reader) = self.body.take() {
+                    reader.release();
+                }
+                None
+            }
+            Some(Err(e)) => {
+                self.body = None;
+                Some(Err(e))
+            }
+            None => {
+                self.body = None;
+                None
+            }
+        }
+    }
+}
+
+impl BodyReader {
+    fn release(self) {
+        if self.framed.codec_ref().keep_alive() {
+            let framed = self
+                .framed
+                .into_map_codec(ClientPayloadCodec::into_message_codec);
+            self.pool.checkin(self.address, framed, self.created);
+        }
+    }
+}
+
+fn request_head(
+    method: &'static str,
+    url: Uri,
+    headers: Vec<(actix_http::header::HeaderName, HeaderValue)>,
+    host: HeaderValue,
+) -> RequestHead {
+    let mut head = RequestHead::default();
+    head.method = match method {
+        "POST" => Method::POST,
+        "GET" => Method::GET,
+        other => Method::from_bytes(other.as_bytes()).unwrap_or(Method::POST),
+    };
+    head.uri = url;
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        map.insert(name, value);
+    }
+    if !map.contains_key(HOST) {
+        map.insert(HOST, host);
+    }
+    head.headers = map;
+    head
+}
+
+/// `host`, or `host:port` when the URL names a port that is not its scheme's default (what awc
+/// sends). Built from the host and port only: user info in a URL never reaches a header.
+fn host_value(authority: &Authority) -> HeaderValue {
+    let value = match authority.port_u16() {
+        None | Some(80) | Some(443) => HeaderValue::from_str(authority.host()),
+        Some(port) => HeaderValue::from_str(&format!("{}:{port}", authority.host())),
+    };
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether an idle connection can take a request: the upstream has neither closed it nor sent
+/// anything since. Reads at most two bytes, without waiting; a connection with nothing to read
+/// is open.
+fn still_open(io: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 2];
+    let mut read = ReadBuf::new(&mut buf);
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(Pin::new(io).poll_read(&mut cx, &mut read), Poll::Pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    use actix_http::header::{HeaderName, CONTENT_TYPE};
+
+    use super::*;
+
+    /// What the test upstream answers to one request, and whether it then closes the connection.
+    struct Answer {
+        bytes: &'static [u8],
+        close: bool,
+    }
+
+    /// A loopback HTTP/1 upstream that answers from a script, one answer per request in order,
+    /// and records each request's raw bytes and how many connections it accepted.
+    struct Upstream {
+        url: String,
+        connections: Arc<AtomicUsize>,
+        requests: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Upstream {
+        fn start(script: Vec<Answer>) -> Upstream {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let connections = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let (count, seen) = (connections.clone(), requests.clone());
+            thread::spawn(move || {
+                let mut script = script.into_iter();
+                for stream in listener.incoming().take(16) {
+                    let Ok(mut stream) = stream else { return };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    // Bounded: the script is finite and every read times out.
+                    while let Some(request) = read_request(&mut stream) {
+                        seen.lock().unwrap().push(request);
+                        let Some(answer) = script.next() else { return };
+                        stream.write_all(answer.bytes).unwrap();
+                        if answer.close {
+                            break;
+                        }
+                    }
+                }
+            });
+            Upstream {
+                url,
+                connections,
+                requests,
+            }
+        }
+
+        fn request(&self, path: &str, body: &'static str) -> UpstreamRequest {
+            UpstreamRequest {
+                method: "POST",
+                url: format!("{}{path}", self.url).parse().unwrap(),
+                headers: vec![
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (
+                        HeaderName::from_static("authorization"),
+                        HeaderValue::from_static("Bearer sk-test"),
+                    ),
+                ],
+                body: Bytes::from_static(body.as_bytes()),
+            }
+        }
+
+        fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+    }
+
+    /// One request's head and `content-length` body, or `None` when the client closed.
+    fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        for _ in 0..64 {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            data.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&data).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if data.len() >= end + 4 + length {
+                    return Some(data);
+                }
+            }
+        }
+        None
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+
+    async fn body_of(response: &mut Response) -> Vec<u8> {
+        let mut body = Vec::new();
+        for _ in 0..64 {
+            match response.next_chunk().await {
+                Some(chunk) => body.extend_from_slice(&chunk.unwrap()),
+                None => return body,
+            }
+        }
+        panic!("the body did not end");
+    }
+
+    #[actix_rt::test]
+    async fn sends_the_request_as_awc_would_and_reads_the_answer() {
+        let upstream = Upstream::start(vec![Answer {
+            bytes: OK,
+            close: false,
+        }]);
+        let pool = Pool::new(NoDelayConnector::default());
+        let mut response = pool
+            .send(upstream.request("/v1/chat/completions?x=1", "{\"a\":1}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        assert_eq!(body_of(&mut response).await, b"{\"ok\":true}");
+        let sent = String::from_utf8(upstream.requests.lock().unwrap()[0].clone()).unwrap();
+        let host = upstream.url.trim_start_matches("http://");
+        let (head, body) = sent.split_once("\r\n\r\n").unwrap();
+        let mut lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines.remove(0), "POST /v1/chat/completions?x=1 HTTP/1.1");
+        lines.sort_unstable();
+        // actix-http's encoder dates every request, awc's included.
+        let date = lines.iter().position(|l| l.starts_with("date: ")).unwrap();
+        lines.remove(date);
+        let host_line = format!("host: {host}");
+        assert_eq!(
+            lines,
+            [
+                "authorization: Bearer sk-test",
+                "content-length: 7",
+                "content-type: application/json",
+                host_line.as_str(),
+            ]
+        );
+        assert_eq!(body, "{\"a\":1}");
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_read_to_the_end_serves_the_next_request() {
+        let upstream = Upstream::start(vec![
+            Answer { bytes: OK, close: false },
+            Answer {
+                bytes: b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                close: false,
+            },
+            Answer { bytes: OK, close: false },
+        ]);
+        let pool = Pool::new(NoDelayConnector::default());
+        for expected in [&b"{\"ok\":true}"[..], b"abcde", b"{\"ok\":true}"] {
+            let mut response = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+            assert_eq!(body_of(&mut response).await, expected);
+        }
+        assert_eq!(upstream.connections(), 1);
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_is_not_reused_after_close_or_an_unread_body() {
+        let upstream = Upstream::start(vec![
+            // The upstream says it will close: the next request opens a new connection.
+            Answer {
+                bytes: b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi",
+                close: true,
+            },
+            // Its body is dropped unread: that connection is closed too.
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+        ]);
+        let pool = Pool::new(NoDelayConnector::default());
+        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut first).await, b"hi");
+        let unread = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        drop(unread);
+        let mut third = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut third).await, b"{\"ok\":true}");
+        assert_eq!(upstream.connections(), 3);
+    }
+
+    #[actix_rt::test]
+    async fn an_idle_connection_the_upstream_closed_is_skipped() {
+        let upstream = Upstream::start(vec![
+            // Answers as if it kept the connection, then closes it while it sits idle.
+            Answer {
+                bytes: OK,
+                close: true,
+            },
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+        ]);
+        let pool = Pool::new(NoDelayConnector::default());
+        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        // Bounded wait for the close to arrive; the check sees it without taking the connection.
+        let mut seen_closed = false;
+        for _ in 0..100 {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+            let mut addresses = pool.0.addresses.borrow_mut();
+            if !still_open(addresses[0].idle[0].framed.io_mut()) {
+                seen_closed = true;
+                break;
+            }
+        }
+        assert!(seen_closed);
+        let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(upstream.connections(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn faults_are_errors() {
+        let upstream = Upstream::start(vec![
+            Answer {
+                bytes: b"HTTP/1.1 200 OK\r\ncontent-len",
+                close: true,
+            },
+            Answer {
+                bytes: b"garbage\r\n\r\n",
+                close: true,
+            },
+            Answer {
+                bytes: b"",
+                close: true,
+            },
+        ]);
+        let pool = Pool::new(NoDelayConnector::default());
+        let cut = pool.send(upstream.request("/v1", "{}")).await;
+        // Cut mid-head: the codec reports the leftover bytes.
+        assert!(
+            matches!(cut, Err(SendError::Closed | SendError::Parse(_))),
+            "{:?}",
+            cut.err()
+        );
+        let garbage = pool.send(upstream.request("/v1", "{}")).await;
+        assert!(
+            matches!(garbage, Err(SendError::Parse(_))),
+            "{:?}",
+            garbage.err()
+        );
+
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url: Uri = format!("http://{}/v1", closed.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        drop(closed);
+        let refused = pool
+            .send(UpstreamRequest {
+                method: "POST",
+                url,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(SendError::Connect(_))),
+            "{:?}",
+            refused.err()
+        );
+    }
+
+    #[test]
+    fn the_host_header_leaves_out_user_info_and_default_ports() {
+        let value = |a: &str| host_value(&a.parse().unwrap());
+        assert_eq!(value("user:secret@example.com:8000"), "example.com:8000");
+        assert_eq!(value("example.com:80"), "example.com");
+        assert_eq!(value("127.0.0.1"), "127.0.0.1");
+    }
+}
