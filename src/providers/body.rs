@@ -119,6 +119,64 @@ impl RequestBody {
     }
 }
 
+/// Whether `raw`, a JSON text already parsed as valid, is a non-empty array whose every element
+/// is an object: the shape `messages` must have. Walks brackets and skips strings (memchr's
+/// vectorised search finds their ends) instead of parsing the array a second time.
+pub fn is_list_of_objects(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut i = bytes
+        .iter()
+        .position(|b| !is_space(*b))
+        .unwrap_or(bytes.len());
+    if bytes.get(i) != Some(&b'[') {
+        return false;
+    }
+    i += 1;
+    let mut depth = 1usize;
+    let mut element_next = true;
+    let mut elements = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        if depth == 1 && element_next && !is_space(b) {
+            if b != b'{' {
+                return false;
+            }
+            elements += 1;
+            element_next = false;
+        }
+        match b {
+            b'"' => {
+                i = string_end(bytes, i + 1);
+                continue;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return elements > 0;
+                }
+            }
+            b',' if depth == 1 => element_next = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The index just past the closing quote of the string whose contents start at `i`.
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(rest) = bytes.get(i..) {
+        match memchr::memchr2(b'"', b'\\', rest) {
+            Some(at) if rest[at] == b'"' => return i + at + 1,
+            // A backslash escapes the byte after it, whatever it is.
+            Some(at) => i += at + 2,
+            None => break,
+        }
+    }
+    bytes.len()
+}
+
 /// Things that can become the body of a prepared request.
 pub trait IntoBody {
     fn into_body(self) -> Arc<RequestBody>;
@@ -181,6 +239,66 @@ mod tests {
         assert!(body.get::<bool>("model").unwrap().is_err());
         assert!(body.get::<bool>("stream").is_none());
         assert_eq!(body.value("n"), Some(json!(100.0)));
+    }
+
+    #[test]
+    fn lists_of_objects_are_told_from_other_json() {
+        for yes in [
+            r#"[{}]"#,
+            r#" [ {"role":"user","content":"a ] } \" [ {"} , {"c":[1,{"d":"]"}]} ] "#,
+            r#"[{"content":"\\"},{"content":"\\\""}]"#,
+        ] {
+            assert!(is_list_of_objects(yes), "{yes}");
+        }
+        for no in [
+            "[]",
+            " [ ] ",
+            r#"[{},"x"]"#,
+            r#"[{}, []]"#,
+            r#"[1]"#,
+            r#"{"a":[{}]}"#,
+            r#""[{}]""#,
+            "null",
+            "",
+            // Not valid JSON (never passed in), but still answered without a panic.
+            r#"[{"a":"\"#,
+            "[{",
+            r#"[{"a"#,
+        ] {
+            assert!(!is_list_of_objects(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_shape_walk_agrees_with_parsing_the_array() {
+        let by_parsing = |raw: &str| {
+            serde_json::from_str::<Vec<&RawValue>>(raw)
+                .map(|m| !m.is_empty() && m.iter().all(|v| v.get().starts_with('{')))
+                .unwrap_or(false)
+        };
+        let element = [
+            r#"{"role":"user","content":"hi"}"#,
+            r#"{"content":[{"type":"text","text":"]}\\\"["}]}"#,
+            r#""{}""#,
+            "[{}]",
+            "{}",
+            "3",
+            "null",
+        ];
+        let mut checked = 0;
+        for a in element {
+            for b in element {
+                for raw in [
+                    format!("[{a}]"),
+                    format!("[ {a} ,\n{b} ]"),
+                    format!("[{a},{b},{a}]"),
+                ] {
+                    assert_eq!(is_list_of_objects(&raw), by_parsing(&raw), "{raw}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 3 * element.len() * element.len());
     }
 
     #[test]

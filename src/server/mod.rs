@@ -35,7 +35,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{dev, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -49,6 +48,7 @@ use dispatch::{Body, CallMeta, Dispatch, Dispatched, HttpActor, Overrides};
 use error::ProxyError;
 pub use state::{Shared, StartError};
 
+use crate::providers::body::is_list_of_objects;
 use crate::providers::{Endpoint, RequestBody};
 
 /// `created` LiteLLM reports for every model in `/v1/models`.
@@ -455,9 +455,7 @@ fn parse_request(
     };
     let raw = body.raw(field).unwrap_or_default();
     let ok = match endpoint {
-        Endpoint::ChatCompletions => serde_json::from_str::<Vec<&RawValue>>(raw)
-            .map(|m| !m.is_empty() && m.iter().all(|v| v.get().starts_with('{')))
-            .unwrap_or(false),
+        Endpoint::ChatCompletions => is_list_of_objects(raw),
         _ => raw.starts_with('"') || raw.starts_with('['),
     };
     if !ok {
