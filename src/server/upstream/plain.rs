@@ -8,6 +8,7 @@
 //! (`bench/README.md`, Finding 11). HTTPS deployments stay on awc, which owns TLS.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -47,6 +48,7 @@ pub struct Pool(Rc<PoolInner>);
 
 struct PoolInner {
     config: ServiceConfig,
+    idle_limit: Duration,
     connector: NoDelayConnector,
     addresses: RefCell<Vec<Address>>,
 }
@@ -55,7 +57,10 @@ struct PoolInner {
 struct Address {
     authority: Authority,
     host: HeaderValue,
-    idle: Vec<Idle>,
+    /// Oldest release first. The newest is reused first: the least likely to have been closed
+    /// by an upstream with a short keep-alive (uvicorn's is 5 s); the oldest are closed once
+    /// idle past [`IDLE_LIMIT`], so a burst's connections do not stay open for good.
+    idle: VecDeque<Idle>,
 }
 
 struct Idle {
@@ -107,8 +112,13 @@ struct BodyReader {
 
 impl Pool {
     pub fn new(connector: NoDelayConnector) -> Pool {
+        Pool::with_idle_limit(connector, IDLE_LIMIT)
+    }
+
+    fn with_idle_limit(connector: NoDelayConnector, idle_limit: Duration) -> Pool {
         Pool(Rc::new(PoolInner {
             config: ServiceConfig::default(),
+            idle_limit,
             connector,
             addresses: RefCell::new(Vec::new()),
         }))
@@ -174,17 +184,22 @@ impl Pool {
                 addresses.push(Address {
                     authority: authority.clone(),
                     host: host_value(authority),
-                    idle: Vec::new(),
+                    idle: VecDeque::new(),
                 });
                 addresses.len() - 1
             }
         };
         let address = &mut addresses[index];
         let now = Instant::now();
-        while let Some(mut idle) = address.idle.pop() {
-            let fresh = now.duration_since(idle.released) <= IDLE_LIMIT
-                && now.duration_since(idle.created) <= LIFETIME;
-            if fresh && still_open(idle.framed.io_mut()) {
+        while address
+            .idle
+            .front()
+            .is_some_and(|idle| now.duration_since(idle.released) > self.0.idle_limit)
+        {
+            address.idle.pop_front();
+        }
+        while let Some(mut idle) = address.idle.pop_back() {
+            if now.duration_since(idle.created) <= LIFETIME && still_open(idle.framed.io_mut()) {
                 return (Some(idle), address.host.clone());
             }
         }
@@ -206,7 +221,7 @@ impl Pool {
         let mut addresses = self.0.addresses.borrow_mut();
         if let Some(address) = addresses.iter_mut().find(|a| a.authority == authority) {
             if address.idle.len() < MAX_IDLE_PER_ADDRESS {
-                address.idle.push(Idle {
+                address.idle.push_back(Idle {
                     framed,
                     created,
                     released: now,
@@ -544,6 +559,27 @@ mod tests {
             }
         }
         assert!(seen_closed);
+        let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(upstream.connections(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_idle_past_the_limit_is_closed_not_reused() {
+        let upstream = Upstream::start(vec![
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+        ]);
+        let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
+        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
         let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
         assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
         assert_eq!(upstream.connections(), 2);
