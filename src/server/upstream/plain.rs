@@ -76,10 +76,23 @@ pub enum SendError {
     ConnectTimeout,
     Io(io::Error),
     Parse(ParseError),
-    /// The upstream closed the connection before a response head arrived.
+    /// The upstream closed the connection before any byte of an answer arrived.
     Closed,
+    /// The upstream reset the connection before any byte of an answer arrived.
+    Reset(io::Error),
     /// The URL has no host to connect to.
     NoHost,
+}
+
+impl SendError {
+    /// The connection failed before any byte of an answer came back: the upstream had closed
+    /// it (or reset it) while it sat idle.
+    fn closed_before_answering(&self) -> bool {
+        matches!(
+            self,
+            SendError::Closed | SendError::Reset(_) | SendError::Io(_)
+        )
+    }
 }
 
 impl fmt::Display for SendError {
@@ -90,6 +103,9 @@ impl fmt::Display for SendError {
             SendError::Io(e) => write!(f, "{e}"),
             SendError::Parse(e) => write!(f, "the response head is not valid HTTP/1: {e}"),
             SendError::Closed => f.write_str("the upstream closed the connection before answering"),
+            SendError::Reset(e) => {
+                write!(f, "the upstream reset the connection before answering: {e}")
+            }
             SendError::NoHost => f.write_str("the URL has no host"),
         }
     }
@@ -125,25 +141,54 @@ impl Pool {
     }
 
     /// Send `req` on an idle connection to its address, or a new one, and read the response head.
+    ///
+    /// An upstream may close an idle connection just as it is reused (uvicorn, under vLLM, does
+    /// after 5 s); such a connection fails before any byte of an answer. The request then goes
+    /// once more, on a new connection, instead of failing the call and counting against the
+    /// deployment.
     pub async fn send(&self, req: UpstreamRequest) -> Result<Response, SendError> {
         let authority = req.url.authority().ok_or(SendError::NoHost)?.clone();
-        let (framed, created, host) = match self.checkout(&authority) {
-            (Some(idle), host) => (idle.framed, idle.created, host),
-            (None, host) => (self.connect(&req.url).await?, Instant::now(), host),
-        };
+        let (idle, host) = self.checkout(&authority);
+        let connect_url = req.url.clone();
+        let head = Rc::new(request_head(req.method, req.url, req.headers, host));
+        if let Some(idle) = idle {
+            match self
+                .exchange(idle.framed, idle.created, &authority, &head, &req.body)
+                .await
+            {
+                Err(e) if e.closed_before_answering() => {
+                    log::debug!("an idle upstream connection to {authority} was closed; sending again on a new one");
+                }
+                done => return done,
+            }
+        }
+        let framed = self.connect(&connect_url).await?;
+        self.exchange(framed, Instant::now(), &authority, &head, &req.body)
+            .await
+    }
+
+    /// One request and its response head on one connection.
+    async fn exchange(
+        &self,
+        framed: Framed<TcpStream, ClientCodec>,
+        created: Instant,
+        authority: &Authority,
+        head: &Rc<RequestHead>,
+        body: &Bytes,
+    ) -> Result<Response, SendError> {
         let mut framed = framed.replace_codec(ClientCodec::new(self.0.config.clone()));
-        let head = request_head(req.method, req.url, req.headers, host);
-        let length = BodySize::Sized(req.body.len() as u64);
+        let length = BodySize::Sized(body.len() as u64);
         {
             let mut pinned = Pin::new(&mut framed);
+            let request = RequestHeadType::Rc(Rc::clone(head), None);
             pinned
                 .as_mut()
-                .write(Message::Item((RequestHeadType::Owned(head), length)))
+                .write(Message::Item((request, length)))
                 .map_err(SendError::Io)?;
-            if !req.body.is_empty() {
+            if !body.is_empty() {
                 pinned
                     .as_mut()
-                    .write(Message::Chunk(Some(req.body)))
+                    .write(Message::Chunk(Some(body.clone())))
                     .map_err(SendError::Io)?;
             }
             pinned
@@ -154,21 +199,31 @@ impl Pool {
                 .await
                 .map_err(SendError::Io)?;
         }
-        let head = poll_fn(|cx| Pin::new(&mut framed).next_item(cx))
-            .await
-            .ok_or(SendError::Closed)?
-            .map_err(SendError::Parse)?;
+        let head = match poll_fn(|cx| Pin::new(&mut framed).next_item(cx)).await {
+            Some(Ok(head)) => head,
+            None => return Err(SendError::Closed),
+            Some(Err(ParseError::Io(e)))
+                if framed.is_read_buf_empty()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    ) =>
+            {
+                return Err(SendError::Reset(e))
+            }
+            Some(Err(e)) => return Err(SendError::Parse(e)),
+        };
         let body = match framed.codec_ref().message_type() {
             MessageType::None => {
                 if framed.codec_ref().keep_alive() {
-                    self.checkin(authority, framed, created);
+                    self.checkin(authority.clone(), framed, created);
                 }
                 None
             }
             _ => Some(BodyReader {
                 framed: framed.into_map_codec(ClientCodec::into_payload_codec),
                 pool: self.clone(),
-                address: authority,
+                address: authority.clone(),
                 created,
             }),
         };
@@ -562,6 +617,47 @@ mod tests {
         let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
         assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
         assert_eq!(upstream.connections(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn a_reused_connection_closed_before_answering_is_retried_once_on_a_new_one() {
+        let upstream = Upstream::start(vec![
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+            // Reads the second request on the kept connection and closes it unanswered, as an
+            // upstream closing an idle connection at that very moment would.
+            Answer {
+                bytes: b"",
+                close: true,
+            },
+            Answer {
+                bytes: OK,
+                close: false,
+            },
+        ]);
+        let pool = Pool::new(NoDelayConnector::default());
+        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        let mut second = pool
+            .send(upstream.request("/v1", "{\"n\":2}"))
+            .await
+            .unwrap();
+        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(upstream.connections(), 2);
+        let requests = upstream.requests.lock().unwrap();
+        assert_eq!(requests.len(), 3);
+        // The same bytes, sent again (but for the date, which may have ticked in between).
+        let undated = |raw: &[u8]| {
+            let text = String::from_utf8_lossy(raw).to_string();
+            text.split("\r\n")
+                .filter(|line| !line.starts_with("date: "))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        };
+        assert_eq!(undated(&requests[1]), undated(&requests[2]));
+        assert!(undated(&requests[2]).ends_with("{\"n\":2}"));
     }
 
     #[actix_rt::test]
