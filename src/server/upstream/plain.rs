@@ -465,6 +465,19 @@ mod tests {
         }
     }
 
+    /// Answer, then wait for the next request on the same connection.
+    fn keep(bytes: &'static [u8]) -> Answer {
+        Answer {
+            bytes,
+            close: false,
+        }
+    }
+
+    /// Answer, then close the connection.
+    fn then_close(bytes: &'static [u8]) -> Answer {
+        Answer { bytes, close: true }
+    }
+
     /// One request's head and `content-length` body, or `None` when the client closed.
     fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
         let mut data = Vec::new();
@@ -504,10 +517,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn sends_the_request_as_awc_would_and_reads_the_answer() {
-        let upstream = Upstream::start(vec![Answer {
-            bytes: OK,
-            close: false,
-        }]);
+        let upstream = Upstream::start(vec![keep(OK)]);
         let pool = Pool::new(NoDelayConnector::default());
         let mut response = pool
             .send(upstream.request("/v1/chat/completions?x=1", "{\"a\":1}"))
@@ -544,12 +554,9 @@ mod tests {
     #[actix_rt::test]
     async fn a_connection_read_to_the_end_serves_the_next_request() {
         let upstream = Upstream::start(vec![
-            Answer { bytes: OK, close: false },
-            Answer {
-                bytes: b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-                close: false,
-            },
-            Answer { bytes: OK, close: false },
+            keep(OK),
+            keep(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
         for expected in [&b"{\"ok\":true}"[..], b"abcde", b"{\"ok\":true}"] {
@@ -563,19 +570,10 @@ mod tests {
     async fn a_connection_is_not_reused_after_close_or_an_unread_body() {
         let upstream = Upstream::start(vec![
             // The upstream says it will close: the next request opens a new connection.
-            Answer {
-                bytes: b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi",
-                close: true,
-            },
+            then_close(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi"),
             // Its body is dropped unread: that connection is closed too.
-            Answer {
-                bytes: OK,
-                close: false,
-            },
-            Answer {
-                bytes: OK,
-                close: false,
-            },
+            keep(OK),
+            keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
         let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
@@ -591,14 +589,8 @@ mod tests {
     async fn an_idle_connection_the_upstream_closed_is_skipped() {
         let upstream = Upstream::start(vec![
             // Answers as if it kept the connection, then closes it while it sits idle.
-            Answer {
-                bytes: OK,
-                close: true,
-            },
-            Answer {
-                bytes: OK,
-                close: false,
-            },
+            then_close(OK),
+            keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
         let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
@@ -622,20 +614,11 @@ mod tests {
     #[actix_rt::test]
     async fn a_reused_connection_closed_before_answering_is_retried_once_on_a_new_one() {
         let upstream = Upstream::start(vec![
-            Answer {
-                bytes: OK,
-                close: false,
-            },
+            keep(OK),
             // Reads the second request on the kept connection and closes it unanswered, as an
             // upstream closing an idle connection at that very moment would.
-            Answer {
-                bytes: b"",
-                close: true,
-            },
-            Answer {
-                bytes: OK,
-                close: false,
-            },
+            then_close(b""),
+            keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
         let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
@@ -662,16 +645,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_connection_idle_past_the_limit_is_closed_not_reused() {
-        let upstream = Upstream::start(vec![
-            Answer {
-                bytes: OK,
-                close: false,
-            },
-            Answer {
-                bytes: OK,
-                close: false,
-            },
-        ]);
+        let upstream = Upstream::start(vec![keep(OK), keep(OK)]);
         let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
         let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
         assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
@@ -684,18 +658,9 @@ mod tests {
     #[actix_rt::test]
     async fn faults_are_errors() {
         let upstream = Upstream::start(vec![
-            Answer {
-                bytes: b"HTTP/1.1 200 OK\r\ncontent-len",
-                close: true,
-            },
-            Answer {
-                bytes: b"garbage\r\n\r\n",
-                close: true,
-            },
-            Answer {
-                bytes: b"",
-                close: true,
-            },
+            then_close(b"HTTP/1.1 200 OK\r\ncontent-len"),
+            then_close(b"garbage\r\n\r\n"),
+            then_close(b""),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
         let cut = pool.send(upstream.request("/v1", "{}")).await;
