@@ -182,6 +182,42 @@ fn streams_are_relayed_chunk_by_chunk_and_end_with_done() {
 }
 
 #[test]
+fn a_stream_whose_first_read_holds_more_frames_than_the_buffer_arrives_whole() {
+    // 150 events in one piece: the proxy's first read decodes them all at once, more than its
+    // 64-frame channel to the client holds before the client starts reading.
+    let mock = MockUpstream::start();
+    let events: Vec<String> = (0..150)
+        .map(|i| {
+            json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"opt","choices":[{"index":0,"delta":{"content":format!("{i} ")},"finish_reason":null}]})
+                .to_string()
+        })
+        .collect();
+    let mut body = String::new();
+    for e in &events {
+        body.push_str(&format!("data: {e}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::chunked(
+            "text/event-stream",
+            body.as_bytes(),
+            body.len(),
+        )],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "vllm", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    let mut expected = events.clone();
+    expected.push("[DONE]".to_string());
+    assert_eq!(res.sse_data(), expected);
+}
+
+#[test]
 fn embeddings_and_text_completions_pass_through() {
     let mock = MockUpstream::start();
     let emb = json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"opt","usage":{"prompt_tokens":2,"total_tokens":2}});
