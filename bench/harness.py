@@ -129,6 +129,10 @@ EMBEDDING_REQUEST = json.dumps(
     separators=(",", ":"),
 )
 
+# LiteLLM is ~1000x slower per request: its concurrent stream cell is at most this many at once,
+# one stream each.
+LITELLM_STREAM_CONCURRENCY = 8
+
 CHAT_MODEL = "gpt-4o"
 STREAM_MODEL = "gpt-4o-stream"
 EMBED_MODEL = "text-embedding-3-small"
@@ -361,6 +365,20 @@ def cpu_ticks(pids):
     return total
 
 
+def cpu_ns(pids):
+    """CPU time of these processes in ns: each process's CPU clock (clock_gettime on the pid's
+    CPUCLOCK_SCHED clock id, every thread, exited ones included). /proc/<pid>/stat counts in
+    1/HZ s ticks (10 ms), far too coarse for a stream cell (a few ms of target CPU in all);
+    this is the same runtime utime+stime are scaled to, in ns. Ticks if the clock is refused."""
+    total = 0
+    for p in pids:
+        try:
+            total += time.clock_gettime_ns(((~p) << 3) | 2)
+        except OSError:
+            total += cpu_ticks([p]) * 1_000_000_000 // HZ
+    return total
+
+
 def status_kb(pids, key):
     total = 0
     for p in pids:
@@ -583,7 +601,10 @@ class Bench:
     def cell(self, target, name, pids, fn, seconds):
         """Run one measured cell; returns its result dict with cpu and load accounting."""
         busy_before, load = wait_quiet(self.args.quiet_wait, self.args.quiet_threshold)
-        mock = self.mock_pids()
+        # For direct the target is a mock: count its CPU once in "ours".
+        own = set(pids)
+        mock = [p for p in self.mock_pids() if p not in own]
+        n0 = cpu_ns(pids)
         c0, m0, s0 = cpu_ticks(pids), cpu_ticks(mock), system_busy()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -591,6 +612,7 @@ class Bench:
         res = fn()
         wall = time.monotonic() - t0
         c1, m1, s1 = cpu_ticks(pids), cpu_ticks(mock), system_busy()
+        n1 = cpu_ns(pids)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me1 = resource.getrusage(resource.RUSAGE_SELF)
         ours_s = (
@@ -602,6 +624,7 @@ class Bench:
         busy_s = sum(s1[c][0] - s0[c][0] for c in s1) / HZ
         foreign = max(0.0, busy_s - ours_s) / wall if wall > 0 else 0.0
         res["target_cpu_s"] = (c1 - c0) / HZ
+        res["target_cpu_clock_s"] = (n1 - n0) / 1e9  # the same, in ns steps (see cpu_ns)
         res["foreign_cores"] = foreign
         res["busy_before"] = max(busy_before.values())
         res["load_before"] = load
@@ -656,7 +679,107 @@ class Bench:
                 "lag_p50": pct(lags, 50), "lag_p99": pct(lags, 99), "lag_max": max(lags),
                 "lags": len(lags),
             }
-        return self.cell(target, name, pids, fn, 0)
+        return self.stream_cpu(self.cell(target, name, pids, fn, 0))
+
+    @staticmethod
+    def stream_cpu(res):
+        """CPU per completed stream and per chunk received, from the target's CPU clocks."""
+        cpu_us = res["target_cpu_clock_s"] * 1e6
+        res["cpu_us_per_stream"] = cpu_us / res["streams"] if res["streams"] else float("nan")
+        res["cpu_us_per_chunk"] = cpu_us / res["lags"] if res["lags"] else float("nan")
+        return res
+
+    def concurrent_stream_cell(self, target, port, path, model, clients, per_client, pids, name):
+        """`clients` streams at once: one thread per client, each with its own keep-alive
+        connection (opened before the start), all released together by a barrier, each running
+        `per_client` streams back to back. Bounded by --stream-budget: at its end the sockets of
+        the clients still running are shut down and the threads joined with a timeout. A failed
+        stream (or thread) is counted as an error, never raised."""
+        a = self.args
+        body = chat_request(model, stream=True)
+        lock = threading.Lock()
+        ttfc, total, lags, errors = [], [], [], []
+        live = []  # the clients, to cut them off at the budget's end
+
+        def fail(e):
+            with lock:
+                errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+
+        def worker(barrier, deadline):
+            client = StreamClient(port, self.key)
+            with lock:
+                live.append(client)
+            try:
+                try:
+                    client.connect()
+                except OSError as e:
+                    fail(e)
+                    client = None
+                # Everyone waits, connected or not, so one refused connection does not break
+                # the barrier for the rest.
+                barrier.wait(timeout=max(0.1, min(10.0, deadline - time.monotonic())))
+                if client is None:
+                    return
+                for _ in range(per_client):
+                    if time.monotonic() > deadline:
+                        break
+                    try:
+                        f, t, l = client.one(path, body)
+                    except Exception as e:  # noqa: BLE001 - recorded, the next stream reconnects
+                        fail(e)
+                        client.close()
+                        continue
+                    with lock:
+                        ttfc.append(f)
+                        total.append(t)
+                        lags.extend(l)
+            except Exception as e:  # noqa: BLE001 - a broken barrier or anything else
+                fail(e)
+            finally:
+                if client is not None:
+                    client.close()
+
+        def fn():
+            deadline = time.monotonic() + a.stream_budget
+            barrier = threading.Barrier(clients)
+            threads = [threading.Thread(target=worker, args=(barrier, deadline), daemon=True,
+                                        name=f"stream-client-{i}") for i in range(clients)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(timeout=max(0.0, deadline - time.monotonic()))
+            stuck = [th for th in threads if th.is_alive()]
+            if stuck:
+                # Out of budget: cut the remaining connections so their reads end now.
+                with lock:
+                    socks = [c.sock for c in live if c.sock is not None]
+                for sock in socks:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                for th in stuck:
+                    th.join(timeout=2.0)
+                still = sum(th.is_alive() for th in stuck)
+                if still:
+                    fail(RuntimeError(f"{still} client threads still running after the budget"))
+            with lock:
+                ttfc_, total_, lags_, errors_ = list(ttfc), list(total), list(lags), list(errors)
+            return {
+                "clients": clients, "per_client": per_client,
+                "streams": len(ttfc_), "expected": clients * per_client, "errors": len(errors_),
+                "error_samples": "; ".join(sorted(set(errors_))[:3]),
+                "ttfc_p50": pct(ttfc_, 50), "ttfc_p99": pct(ttfc_, 99),
+                "total_p50": pct(total_, 50),
+                "lag_p50": pct(lags_, 50), "lag_p99": pct(lags_, 99), "lag_max": max(lags_, default=float("nan")),
+                "lags": len(lags_),
+            }
+
+        res = self.stream_cpu(self.cell(target, name, pids, fn, 0))
+        if res["errors"] or res["streams"] < res["expected"]:
+            self.notes.append(f"{target} / {name}: {res['streams']} of {res['expected']} streams completed, "
+                              f"{res['errors']} errors ({res['error_samples'] or 'out of budget'})")
+        return res
 
     # --- phases --------------------------------------------------------------------------
 
@@ -729,9 +852,10 @@ class Bench:
         if target == "direct":
             proc, port, sse_port, startup = self.mock, self.ports["mock"], self.ports["sse"], None
             pids_fn = lambda: tree(self.mock.pid)  # noqa: E731
+            stream_pids_fn = lambda: tree(self.sse.pid)  # noqa: E731 - direct's streams: the SSE mock
         else:
             proc, port, sse_port, startup = self.start_target(target)
-            pids_fn = lambda: tree(proc.pid)  # noqa: E731
+            pids_fn = stream_pids_fn = lambda: tree(proc.pid)  # noqa: E731
         res["startup_ms"] = startup * 1000 if startup is not None else None
         time.sleep(1.0)
         pids = pids_fn()
@@ -751,7 +875,12 @@ class Bench:
                                       a.embed_concurrency, seconds, pids, f"embeddings c={a.embed_concurrency}")
         count = a.litellm_streams if slow else a.streams
         res["stream"] = self.stream_cell(target, sse_port, "/v1/chat/completions", STREAM_MODEL,
-                                         count, pids_fn())
+                                         count, stream_pids_fn())
+        if a.stream_concurrency > 0:
+            clients, per_client = self.stream_concurrency(target)
+            res["stream_conc"] = self.concurrent_stream_cell(
+                target, sse_port, "/v1/chat/completions", STREAM_MODEL, clients, per_client,
+                stream_pids_fn(), f"{clients} streams at once, {per_client} each")
         if a.colocated and a.mock_cpu != a.target_cpu:
             # The same c=1 and stream cells with the mocks moved onto the target's core: now
             # direct crosses cores once each way, and so does every proxy (client -> proxy), so
@@ -761,7 +890,7 @@ class Bench:
                 res["colo_c1"] = self.chat_cell(target, port, "/v1/chat/completions", chat, 1,
                                                 seconds, pids_fn(), "chat c=1, mocks on the target's core")
                 res["colo_stream"] = self.stream_cell(target, sse_port, "/v1/chat/completions",
-                                                      STREAM_MODEL, count, pids_fn(),
+                                                      STREAM_MODEL, count, stream_pids_fn(),
                                                       "stream, mocks on the target's core")
             finally:
                 pin(self.mock_pids(), a.mock_cpu)
@@ -772,6 +901,13 @@ class Bench:
         if target != "direct":
             self.procs.stop(proc)
         self.results[target] = res
+
+    def stream_concurrency(self, target):
+        """(streams at once, streams per client) of the concurrent cell; LiteLLM's is kept short."""
+        a = self.args
+        if target == "litellm":
+            return min(a.stream_concurrency, LITELLM_STREAM_CONCURRENCY), 1
+        return a.stream_concurrency, a.streams_per_client
 
     def soak_cell(self, target, port, pids_fn):
         """RSS, sampled every second, under c=64 load for --soak-seconds: does memory stay flat?"""
@@ -869,7 +1005,11 @@ class Bench:
         mode = "quick" if a.quick else "full"
         out.append(f"Mode: **{mode}** — {a.seconds:g} s per cell ({a.litellm_seconds:g} s for LiteLLM), "
                    f"{a.streams} streams of {a.chunks} chunks {a.interval_ms:g} ms apart "
-                   f"({a.litellm_streams} for LiteLLM). Client: cpu {a.client_cpu}; mocks: cpu {a.mock_cpu}; target: cpu {a.target_cpu}; "
+                   f"({a.litellm_streams} for LiteLLM)"
+                   + (f", then {a.stream_concurrency} at once × {a.streams_per_client} each "
+                      f"({min(a.stream_concurrency, LITELLM_STREAM_CONCURRENCY)} × 1 for LiteLLM)"
+                      if a.stream_concurrency > 0 else "")
+                   + f". Client: cpu {a.client_cpu}; mocks: cpu {a.mock_cpu}; target: cpu {a.target_cpu}; "
                    f"llm-proxy --num_workers {a.workers}, LiteLLM --num_workers 1, nginx worker_processes 1.")
         out.append("")
         out.append(f"Machine: {machine}. Command: `{command}`.")
@@ -895,21 +1035,42 @@ class Bench:
                    "process alone (the mock not included).")
         out.append("")
         out += ["### Streams, embeddings, memory, start-up", "",
-                "| target | stream TTFC p50 µs | stream total p50 ms | chunk lag p50 / p99 / max µs | "
+                "| target | stream TTFC p50 µs | stream total p50 ms | chunk lag p50 / p99 / max µs | CPU µs/stream | "
                 f"embeddings c={a.embed_concurrency} req/s | emb p50 µs | emb p99 µs | RSS idle MB | RSS peak MB | start-up to healthy ms |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for t in order:
             s, e = R[t]["stream"], R[t]["embed"]
             su = R[t]["startup_ms"]
             out.append(
                 f"| {label[t]} | {s['ttfc_p50']:,.0f}{flag(s)} | {s['total_p50'] / 1000:,.1f} | "
-                f"{s['lag_p50']:,.0f} / {s['lag_p99']:,.0f} / {s['lag_max']:,.0f} | "
+                f"{s['lag_p50']:,.0f} / {s['lag_p99']:,.0f} / {s['lag_max']:,.0f} | {s['cpu_us_per_stream']:,.0f} | "
                 f"{e['rps']:,.0f}{flag(e)} | {e['p50']:,} | {e['p99']:,} | {R[t]['rss_idle_mb']:.1f} | "
                 f"{R[t]['rss_peak_mb']:.1f} | {'—' if su is None else f'{su:,.1f}'} |")
         out.append("")
         out.append("Chunk lag: from the upstream writing a chunk (its monotonic stamp in the content) "
-                   "to the client reading it, over every chunk of every stream.")
+                   "to the client reading it, over every chunk of every stream. CPU per stream: the target's "
+                   f"CPU time over the cell (process CPU clocks) ÷ streams, {a.chunks} chunks each; for direct "
+                   "it is the SSE mock's own cost (Python), for the others the target alone.")
         out.append("")
+        conc = [t for t in order if "stream_conc" in R[t]]
+        if conc:
+            out += [f"### Concurrent streams ({a.stream_concurrency} at once)", "",
+                    f"{a.stream_concurrency} client threads, each with its own keep-alive connection, released "
+                    f"together, each running {a.streams_per_client} stream(s) back to back "
+                    f"(LiteLLM: {min(a.stream_concurrency, LITELLM_STREAM_CONCURRENCY)} × 1); mocks on the "
+                    "client's core. The client is one Python process: with many streams its own scheduling "
+                    "(the GIL, one core shared with the mock) adds lag to every target alike, so compare "
+                    "against direct.", "",
+                    "| target | at once × each | streams done | errors | TTFC p50 µs | TTFC p99 µs | total p50 ms | "
+                    "chunk lag p50 / p99 / max µs | CPU µs/stream |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for t in conc:
+                c = R[t]["stream_conc"]
+                out.append(f"| {label[t]} | {c['clients']} × {c['per_client']} | {c['streams']} of {c['expected']} | "
+                           f"{c['errors']} | {c['ttfc_p50']:,.0f}{flag(c)} | {c['ttfc_p99']:,.0f} | "
+                           f"{c['total_p50'] / 1000:,.1f} | {c['lag_p50']:,.0f} / {c['lag_p99']:,.0f} / "
+                           f"{c['lag_max']:,.0f} | {c['cpu_us_per_stream']:,.0f} |")
+            out.append("")
         colo = [t for t in order if "colo_c1" in R[t]]
         if colo:
             out += [f"### c=1 and streams with the mocks on the target's core (cpu {a.target_cpu})", "",
@@ -918,13 +1079,13 @@ class Bench:
                     "added latency there includes two cross-core wake-ups of this VM. Here the mocks share "
                     "the target's core: every path, direct included, crosses cores once each way, and the "
                     "difference from direct is the proxy's own latency.", "",
-                    "| target | c=1 req/s | c=1 p50 µs | c=1 p99 µs | stream TTFC p50 µs | chunk lag p50 / p99 / max µs |",
-                    "|---|---:|---:|---:|---:|---:|"]
+                    "| target | c=1 req/s | c=1 p50 µs | c=1 p99 µs | stream TTFC p50 µs | chunk lag p50 / p99 / max µs | stream CPU µs/stream |",
+                    "|---|---:|---:|---:|---:|---:|---:|"]
             for t in colo:
                 c, s_ = R[t]["colo_c1"], R[t]["colo_stream"]
                 out.append(f"| {label[t]} | {c['rps']:,.0f}{flag(c)} | {c['p50']:,} | {c['p99']:,} | "
                            f"{s_['ttfc_p50']:,.0f}{flag(s_)} | {s_['lag_p50']:,.0f} / {s_['lag_p99']:,.0f} / "
-                           f"{s_['lag_max']:,.0f} |")
+                           f"{s_['lag_max']:,.0f} | {s_['cpu_us_per_stream']:,.0f} |")
             out.append("")
         P = getattr(self, "paired", None)
         if P:
@@ -1001,7 +1162,9 @@ class Bench:
             add_ttfc = L["stream"]["ttfc_p50"] - D["stream"]["ttfc_p50"]
             row("stream added TTFC p50, mocks on the client's core", f"{add_ttfc:,.0f} µs", "< 150 µs",
                 add_ttfc < 150)
-        for key, where in (("colo_stream", "mocks on the target's core"), ("stream", "mocks on the client's core")):
+        conc_where = ("stream_conc", f"{a.stream_concurrency} streams at once, mocks on the client's core")
+        for key, where in (("colo_stream", "mocks on the target's core"), ("stream", "mocks on the client's core"),
+                           conc_where):
             if key in L:
                 s_ = L[key]
                 # The VM's own outliers, for scale: the worst chunk of the paths without llm-proxy.
@@ -1037,6 +1200,12 @@ class Bench:
         line("llm-proxy embeddings req/s ÷ theirs",
              lambda X: f"{L['embed']['rps'] / X['embed']['rps']:.2f}×")
         line("llm-proxy stream TTFC − theirs", lambda X: f"{L['stream']['ttfc_p50'] - X['stream']['ttfc_p50']:+,.0f} µs")
+        if "stream_conc" in L:
+            def conc_ttfc(X):
+                mine, theirs = L["stream_conc"], X["stream_conc"]
+                n = "" if theirs["clients"] == mine["clients"] else f" (theirs {theirs['clients']} at once)"
+                return f"{mine['ttfc_p50'] - theirs['ttfc_p50']:+,.0f} µs{n}"
+            line(f"llm-proxy TTFC − theirs, {L['stream_conc']['clients']} streams at once", conc_ttfc)
         line("their RSS peak ÷ llm-proxy", lambda X: f"{X['rss_peak_mb'] / L['rss_peak_mb']:.2f}×")
         line("their start-up ÷ llm-proxy", lambda X: f"{X['startup_ms'] / L['startup_ms']:.1f}×" if X["startup_ms"] else "—")
         out += ["### Ratios: llm-proxy against each other target (same run)", ""] + ext
@@ -1067,7 +1236,12 @@ def main():
     p.add_argument("--warmup-seconds", type=int, help="default 2, quick 1")
     p.add_argument("--streams", type=int, help="streams per target (default 30, quick 5)")
     p.add_argument("--litellm-streams", type=int, help="default 10, quick 3")
-    p.add_argument("--stream-budget", type=float, default=60.0, help="max seconds of streams per target")
+    p.add_argument("--stream-budget", type=float, default=60.0, help="max seconds of streams per target and cell")
+    p.add_argument("--stream-concurrency", type=int,
+                   help=f"streams at once in the concurrent cell, one connection each (default 32, quick 8; "
+                        f"LiteLLM at most {LITELLM_STREAM_CONCURRENCY}; 0 skips)")
+    p.add_argument("--streams-per-client", type=int,
+                   help="streams each concurrent client runs back to back (default 3, quick 1; LiteLLM 1)")
     p.add_argument("--chunks", type=int, default=20)
     p.add_argument("--interval-ms", type=float, default=10.0)
     p.add_argument("--concurrency", default="1,16,64")
@@ -1097,6 +1271,8 @@ def main():
     a.warmup_seconds = a.warmup_seconds or (1 if q else 2)
     a.streams = a.streams or (5 if q else 30)
     a.litellm_streams = a.litellm_streams or (3 if q else 10)
+    a.stream_concurrency = (8 if q else 32) if a.stream_concurrency is None else a.stream_concurrency
+    a.streams_per_client = a.streams_per_client or (1 if q else 3)
     a.concurrency = [int(c) for c in a.concurrency.split(",")]
     a.paired_rounds = (2 if q else 5) if a.paired_rounds is None else a.paired_rounds
     a.paired_seconds = a.paired_seconds or (2 if q else 5)
