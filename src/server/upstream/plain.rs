@@ -72,9 +72,13 @@ struct Idle {
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum SendError {
+    /// No connection could be opened.
     Connect(ConnectError),
+    /// Opening a connection took longer than [`CONNECT_TIMEOUT`].
     ConnectTimeout,
-    Io(io::Error),
+    /// Writing the request failed.
+    Write(io::Error),
+    /// The response head is not valid HTTP/1, or the connection broke while it arrived.
     Parse(ParseError),
     /// The upstream closed the connection before any byte of an answer arrived.
     Closed,
@@ -90,7 +94,7 @@ impl SendError {
     fn closed_before_answering(&self) -> bool {
         matches!(
             self,
-            SendError::Closed | SendError::Reset(_) | SendError::Io(_)
+            SendError::Closed | SendError::Reset(_) | SendError::Write(_)
         )
     }
 }
@@ -100,7 +104,7 @@ impl fmt::Display for SendError {
         match self {
             SendError::Connect(e) => write!(f, "failed to connect: {e}"),
             SendError::ConnectTimeout => f.write_str("timed out connecting to the upstream"),
-            SendError::Io(e) => write!(f, "{e}"),
+            SendError::Write(e) => write!(f, "could not send the request: {e}"),
             SendError::Parse(e) => write!(f, "the response head is not valid HTTP/1: {e}"),
             SendError::Closed => f.write_str("the upstream closed the connection before answering"),
             SendError::Reset(e) => {
@@ -184,20 +188,20 @@ impl Pool {
             pinned
                 .as_mut()
                 .write(Message::Item((request, length)))
-                .map_err(SendError::Io)?;
+                .map_err(SendError::Write)?;
             if !body.is_empty() {
                 pinned
                     .as_mut()
                     .write(Message::Chunk(Some(body.clone())))
-                    .map_err(SendError::Io)?;
+                    .map_err(SendError::Write)?;
             }
             pinned
                 .as_mut()
                 .write(Message::Chunk(None))
-                .map_err(SendError::Io)?;
+                .map_err(SendError::Write)?;
             poll_fn(|cx| pinned.as_mut().flush(cx))
                 .await
-                .map_err(SendError::Io)?;
+                .map_err(SendError::Write)?;
         }
         let head = match poll_fn(|cx| Pin::new(&mut framed).next_item(cx)).await {
             Some(Ok(head)) => head,
