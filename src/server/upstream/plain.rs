@@ -135,13 +135,16 @@ impl Pool {
         Pool::with_idle_limit(connector, IDLE_LIMIT)
     }
 
+    /// Also starts the pool's sweep, on this thread's runtime; it ends when the pool drops.
     fn with_idle_limit(connector: NoDelayConnector, idle_limit: Duration) -> Pool {
-        Pool(Rc::new(PoolInner {
+        let inner = Rc::new(PoolInner {
             config: ServiceConfig::default(),
             idle_limit,
             connector,
             addresses: RefCell::new(Vec::new()),
-        }))
+        });
+        actix_web::rt::spawn(sweep(Rc::downgrade(&inner), idle_limit / 2));
+        Pool(inner)
     }
 
     /// Send `req` on an idle connection to its address, or a new one, and read the response head.
@@ -289,6 +292,19 @@ impl Pool {
         }
     }
 
+    /// Closes the idle connections that are past the idle limit or that the upstream closed:
+    /// those of an address no request uses any more would otherwise stay open (and, once the
+    /// upstream closed its side, linger half-closed) until the worker stops.
+    fn sweep_once(inner: &PoolInner) {
+        let now = Instant::now();
+        for address in inner.addresses.borrow_mut().iter_mut() {
+            address.idle.retain_mut(|idle| {
+                now.duration_since(idle.released) <= inner.idle_limit
+                    && still_open(idle.framed.io_mut())
+            });
+        }
+    }
+
     async fn connect(&self, url: &Uri) -> Result<Framed<TcpStream, ClientCodec>, SendError> {
         let connecting =
             Service::<ConnectInfo<Uri>>::call(&self.0.connector, ConnectInfo::new(url.clone()));
@@ -298,6 +314,17 @@ impl Pool {
             .map_err(SendError::Connect)?;
         let (io, _) = connection.into_parts();
         Ok(Framed::new(io, ClientCodec::new(self.0.config.clone())))
+    }
+}
+
+/// Sweeps the pool every `every` while it lives.
+async fn sweep(pool: std::rc::Weak<PoolInner>, every: Duration) {
+    loop {
+        actix_web::rt::time::sleep(every).await;
+        match pool.upgrade() {
+            Some(inner) => Pool::sweep_once(&inner),
+            None => return,
+        }
     }
 }
 
@@ -657,6 +684,27 @@ mod tests {
         let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
         assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
         assert_eq!(upstream.connections(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn the_sweep_closes_idle_connections_nobody_asks_for() {
+        let upstream = Upstream::start(vec![keep(OK)]);
+        let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
+        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        assert_eq!(pool.0.addresses.borrow()[0].idle.len(), 1);
+        let mut swept = false;
+        for _ in 0..50 {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+            if pool.0.addresses.borrow()[0].idle.is_empty() {
+                swept = true;
+                break;
+            }
+        }
+        assert!(
+            swept,
+            "no request came, yet the idle connection should be gone"
+        );
     }
 
     #[actix_rt::test]
