@@ -379,6 +379,25 @@ def cpu_ns(pids):
     return total
 
 
+def ctx_switches(pids):
+    """Voluntary + involuntary context switches of every live thread of these processes."""
+    total = 0
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                            total += int(line.split()[1])
+            except OSError:
+                continue
+    return total
+
+
 def status_kb(pids, key):
     total = 0
     for p in pids:
@@ -604,7 +623,7 @@ class Bench:
         # For direct the target is a mock: count its CPU once in "ours".
         own = set(pids)
         mock = [p for p in self.mock_pids() if p not in own]
-        n0 = cpu_ns(pids)
+        n0, x0 = cpu_ns(pids), ctx_switches(pids)
         c0, m0, s0 = cpu_ticks(pids), cpu_ticks(mock), system_busy()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -612,7 +631,7 @@ class Bench:
         res = fn()
         wall = time.monotonic() - t0
         c1, m1, s1 = cpu_ticks(pids), cpu_ticks(mock), system_busy()
-        n1 = cpu_ns(pids)
+        n1, x1 = cpu_ns(pids), ctx_switches(pids)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me1 = resource.getrusage(resource.RUSAGE_SELF)
         ours_s = (
@@ -625,6 +644,7 @@ class Bench:
         foreign = max(0.0, busy_s - ours_s) / wall if wall > 0 else 0.0
         res["target_cpu_s"] = (c1 - c0) / HZ
         res["target_cpu_clock_s"] = (n1 - n0) / 1e9  # the same, in ns steps (see cpu_ns)
+        res["ctx_switches"] = x1 - x0  # of the threads alive at the end
         res["foreign_cores"] = foreign
         res["busy_before"] = max(busy_before.values())
         res["load_before"] = load
@@ -652,6 +672,7 @@ class Bench:
             }
         res = self.cell(target, name, pids, fn, seconds)
         res["cpu_us_per_req"] = res["target_cpu_s"] * 1e6 / res["requests"] if res["requests"] else float("nan")
+        res["ctx_per_req"] = res["ctx_switches"] / res["requests"] if res["requests"] else float("nan")
         if res["errors"]:
             self.notes.append(f"{target} / {name}: {res['errors']} errors (non-2xx, timeouts or socket errors)")
         return res
@@ -687,6 +708,7 @@ class Bench:
         cpu_us = res["target_cpu_clock_s"] * 1e6
         res["cpu_us_per_stream"] = cpu_us / res["streams"] if res["streams"] else float("nan")
         res["cpu_us_per_chunk"] = cpu_us / res["lags"] if res["lags"] else float("nan")
+        res["ctx_per_chunk"] = res["ctx_switches"] / res["lags"] if res["lags"] else float("nan")
         return res
 
     def concurrent_stream_cell(self, target, port, path, model, clients, per_client, pids, name):
@@ -1019,8 +1041,8 @@ class Bench:
         for c in a.concurrency:
             hdr += f" c={c} req/s | c={c} p50 µs | c={c} p99 µs |"
             sep += "---:|---:|---:|"
-        hdr += " CPU µs/req (c=64) |"
-        sep += "---:|"
+        hdr += f" CPU µs/req (c={a.concurrency[-1]}) | context switches/req (c={a.concurrency[-1]}) |"
+        sep += "---:|---:|"
         out += ["### Chat completions (~1 KB request, non-stream)", "", hdr, sep]
         for t in order:
             row = f"| {label[t]} |"
@@ -1028,22 +1050,22 @@ class Bench:
                 cell = R[t][f"chat_c{c}"]
                 row += f" {cell['rps']:,.0f}{flag(cell)} | {cell['p50']:,} | {cell['p99']:,} |"
             last = R[t][f"chat_c{a.concurrency[-1]}"]
-            row += f" {last['cpu_us_per_req']:,.1f} |"
+            row += f" {last['cpu_us_per_req']:,.1f} | {last['ctx_per_req']:.2f} |"
             out.append(row)
         out.append("")
         out.append("Direct: the CPU column is the mock's own cost per request. Others: the target "
                    "process alone (the mock not included).")
         out.append("")
         out += ["### Streams, embeddings, memory, start-up", "",
-                "| target | stream TTFC p50 µs | stream total p50 ms | chunk lag p50 / p99 / max µs | CPU µs/stream | "
+                "| target | stream TTFC p50 µs | stream total p50 ms | chunk lag p50 / p99 / max µs | CPU µs/stream | context switches/chunk | "
                 f"embeddings c={a.embed_concurrency} req/s | emb p50 µs | emb p99 µs | RSS idle MB | RSS peak MB | start-up to healthy ms |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for t in order:
             s, e = R[t]["stream"], R[t]["embed"]
             su = R[t]["startup_ms"]
             out.append(
                 f"| {label[t]} | {s['ttfc_p50']:,.0f}{flag(s)} | {s['total_p50'] / 1000:,.1f} | "
-                f"{s['lag_p50']:,.0f} / {s['lag_p99']:,.0f} / {s['lag_max']:,.0f} | {s['cpu_us_per_stream']:,.0f} | "
+                f"{s['lag_p50']:,.0f} / {s['lag_p99']:,.0f} / {s['lag_max']:,.0f} | {s['cpu_us_per_stream']:,.0f} | {s['ctx_per_chunk']:.2f} | "
                 f"{e['rps']:,.0f}{flag(e)} | {e['p50']:,} | {e['p99']:,} | {R[t]['rss_idle_mb']:.1f} | "
                 f"{R[t]['rss_peak_mb']:.1f} | {'—' if su is None else f'{su:,.1f}'} |")
         out.append("")
@@ -1062,14 +1084,14 @@ class Bench:
                     "(the GIL, one core shared with the mock) adds lag to every target alike, so compare "
                     "against direct.", "",
                     "| target | at once × each | streams done | errors | TTFC p50 µs | TTFC p99 µs | total p50 ms | "
-                    "chunk lag p50 / p99 / max µs | CPU µs/stream |",
-                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                    "chunk lag p50 / p99 / max µs | CPU µs/stream | context switches/chunk |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
             for t in conc:
                 c = R[t]["stream_conc"]
                 out.append(f"| {label[t]} | {c['clients']} × {c['per_client']} | {c['streams']} of {c['expected']} | "
                            f"{c['errors']} | {c['ttfc_p50']:,.0f}{flag(c)} | {c['ttfc_p99']:,.0f} | "
                            f"{c['total_p50'] / 1000:,.1f} | {c['lag_p50']:,.0f} / {c['lag_p99']:,.0f} / "
-                           f"{c['lag_max']:,.0f} | {c['cpu_us_per_stream']:,.0f} |")
+                           f"{c['lag_max']:,.0f} | {c['cpu_us_per_stream']:,.0f} | {c['ctx_per_chunk']:.2f} |")
             out.append("")
         colo = [t for t in order if "colo_c1" in R[t]]
         if colo:
