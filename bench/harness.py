@@ -338,18 +338,24 @@ def tree(pid):
     return out
 
 
-def pin(pids, cpu):
-    """Move every thread of these processes to one cpu (taskset -a -p)."""
+def threads(pids):
+    """(pid, tid) of every live thread of these processes."""
     for p in pids:
         try:
             tasks = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue
         for t in tasks:
-            try:
-                os.sched_setaffinity(int(t), {cpu})
-            except OSError:
-                pass
+            yield p, t
+
+
+def pin(pids, cpu):
+    """Move every thread of these processes to one cpu (taskset -a -p)."""
+    for _, t in threads(pids):
+        try:
+            os.sched_setaffinity(int(t), {cpu})
+        except OSError:
+            pass
 
 
 def cpu_ticks(pids):
@@ -382,19 +388,14 @@ def cpu_ns(pids):
 def ctx_switches(pids):
     """Voluntary + involuntary context switches of every live thread of these processes."""
     total = 0
-    for p in pids:
+    for p, t in threads(pids):
         try:
-            tasks = os.listdir(f"/proc/{p}/task")
+            with open(f"/proc/{p}/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
         except OSError:
             continue
-        for t in tasks:
-            try:
-                with open(f"/proc/{p}/task/{t}/status") as f:
-                    for line in f:
-                        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
-                            total += int(line.split()[1])
-            except OSError:
-                continue
     return total
 
 

@@ -534,6 +534,13 @@ mod tests {
     }
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+    const OK_BODY: &[u8] = b"{\"ok\":true}";
+
+    /// One exchange on `pool`, read to the end: the body.
+    async fn fetch(pool: &Pool, upstream: &Upstream, body: &'static str) -> Vec<u8> {
+        let mut response = pool.send(upstream.request("/v1", body)).await.unwrap();
+        body_of(&mut response).await
+    }
 
     async fn body_of(response: &mut Response) -> Vec<u8> {
         let mut body = Vec::new();
@@ -559,7 +566,7 @@ mod tests {
             response.headers().get(CONTENT_TYPE).unwrap(),
             "application/json"
         );
-        assert_eq!(body_of(&mut response).await, b"{\"ok\":true}");
+        assert_eq!(body_of(&mut response).await, OK_BODY);
         let sent = String::from_utf8(upstream.requests.lock().unwrap()[0].clone()).unwrap();
         let host = upstream.url.trim_start_matches("http://");
         let (head, body) = sent.split_once("\r\n\r\n").unwrap();
@@ -590,9 +597,8 @@ mod tests {
             keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
-        for expected in [&b"{\"ok\":true}"[..], b"abcde", b"{\"ok\":true}"] {
-            let mut response = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-            assert_eq!(body_of(&mut response).await, expected);
+        for expected in [OK_BODY, b"abcde", OK_BODY] {
+            assert_eq!(fetch(&pool, &upstream, "{}").await, expected);
         }
         assert_eq!(upstream.connections(), 1);
     }
@@ -607,12 +613,10 @@ mod tests {
             keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
-        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut first).await, b"hi");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, b"hi");
         let unread = pool.send(upstream.request("/v1", "{}")).await.unwrap();
         drop(unread);
-        let mut third = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut third).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         assert_eq!(upstream.connections(), 3);
     }
 
@@ -624,8 +628,7 @@ mod tests {
             keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
-        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         // Bounded wait for the close to arrive; the check sees it without taking the connection.
         let mut seen_closed = false;
         for _ in 0..100 {
@@ -637,8 +640,7 @@ mod tests {
             }
         }
         assert!(seen_closed);
-        let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         assert_eq!(upstream.connections(), 2);
     }
 
@@ -652,13 +654,8 @@ mod tests {
             keep(OK),
         ]);
         let pool = Pool::new(NoDelayConnector::default());
-        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
-        let mut second = pool
-            .send(upstream.request("/v1", "{\"n\":2}"))
-            .await
-            .unwrap();
-        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
+        assert_eq!(fetch(&pool, &upstream, "{\"n\":2}").await, OK_BODY);
         assert_eq!(upstream.connections(), 2);
         let requests = upstream.requests.lock().unwrap();
         assert_eq!(requests.len(), 3);
@@ -678,11 +675,9 @@ mod tests {
     async fn a_connection_idle_past_the_limit_is_closed_not_reused() {
         let upstream = Upstream::start(vec![keep(OK), keep(OK)]);
         let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
-        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         actix_web::rt::time::sleep(Duration::from_millis(60)).await;
-        let mut second = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut second).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         assert_eq!(upstream.connections(), 2);
     }
 
@@ -690,8 +685,7 @@ mod tests {
     async fn the_sweep_closes_idle_connections_nobody_asks_for() {
         let upstream = Upstream::start(vec![keep(OK)]);
         let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
-        let mut first = pool.send(upstream.request("/v1", "{}")).await.unwrap();
-        assert_eq!(body_of(&mut first).await, b"{\"ok\":true}");
+        assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         assert_eq!(pool.0.addresses.borrow()[0].idle.len(), 1);
         let mut swept = false;
         for _ in 0..50 {
