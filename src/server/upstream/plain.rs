@@ -156,7 +156,6 @@ impl Pool {
     pub async fn send(&self, req: UpstreamRequest) -> Result<Response, SendError> {
         let authority = req.url.authority().ok_or(SendError::NoHost)?.clone();
         let (idle, host) = self.checkout(&authority);
-        let connect_url = req.url.clone();
         let head = Rc::new(request_head(req.method, req.url, req.headers, host));
         if let Some(idle) = idle {
             match self
@@ -169,7 +168,7 @@ impl Pool {
                 done => return done,
             }
         }
-        let framed = self.connect(&connect_url).await?;
+        let framed = self.connect(&head.uri).await?;
         self.exchange(framed, Instant::now(), &authority, &head, &req.body)
             .await
     }
