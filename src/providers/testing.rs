@@ -72,6 +72,17 @@ pub(crate) fn pairs(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, Strin
         .collect()
 }
 
+/// The headers `adapter` sends upstream for `req` as a chat completion, as text.
+pub(crate) fn sent_headers(
+    adapter: &dyn ProviderAdapter,
+    req: &PreparedRequest,
+) -> Vec<(String, String)> {
+    let built = adapter
+        .build_request(Endpoint::ChatCompletions, req, &ctx())
+        .unwrap();
+    pairs(&built.headers)
+}
+
 /// A client body as the server hands it on: indexed, no deployment defaults.
 pub(crate) fn request(body: &str) -> PreparedRequest {
     params::prepare(
