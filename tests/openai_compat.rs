@@ -137,6 +137,18 @@ fn hosted_vllm_and_deepseek_speak_openai_on_their_bases() {
     }
 }
 
+/// A streamed chat completion from the `vllm` group, through a proxy in front of `mock`: a 200.
+fn stream_from_vllm(mock: &MockUpstream) -> Response {
+    let proxy = Proxy::start(&config(mock), &[]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "vllm", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    res
+}
+
 #[test]
 fn streams_are_relayed_chunk_by_chunk_and_end_with_done() {
     let mock = MockUpstream::start();
@@ -152,13 +164,7 @@ fn streams_are_relayed_chunk_by_chunk_and_end_with_done() {
             Duration::from_millis(300),
         )],
     );
-    let proxy = Proxy::start(&config(&mock), &[]);
-    let res = post_json(
-        &proxy.url("/v1/chat/completions"),
-        &json!({"model": "vllm", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
-        &[],
-    );
-    assert_eq!(res.status, 200, "{}", res.text());
+    let res = stream_from_vllm(&mock);
     assert!(res
         .header("content-type")
         .unwrap_or_default()
@@ -205,13 +211,7 @@ fn a_stream_whose_first_read_holds_more_frames_than_the_buffer_arrives_whole() {
             body.len(),
         )],
     );
-    let proxy = Proxy::start(&config(&mock), &[]);
-    let res = post_json(
-        &proxy.url("/v1/chat/completions"),
-        &json!({"model": "vllm", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
-        &[],
-    );
-    assert_eq!(res.status, 200, "{}", res.text());
+    let res = stream_from_vllm(&mock);
     let mut expected = events.clone();
     expected.push("[DONE]".to_string());
     assert_eq!(res.sse_data(), expected);
