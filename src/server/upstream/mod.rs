@@ -123,10 +123,7 @@ pub async fn send(
     if req.url.scheme() == Some(&Scheme::HTTP) {
         return match transport.plain.send(req).await {
             Ok(response) => Ok(Reply::Plain(response)),
-            Err(plain::SendError::ConnectTimeout) => Err(ProviderError::connection(
-                provider_label,
-                "timed out connecting to the upstream",
-            )),
+            Err(plain::SendError::ConnectTimeout) => Err(connect_timeout(provider_label)),
             Err(e) => Err(ProviderError::unreachable(provider_label, &e)),
         };
     }
@@ -182,11 +179,14 @@ pub async fn next_chunk(
 
 fn send_error(provider_label: &str, e: &SendRequestError) -> ProviderError {
     match e {
-        SendRequestError::Timeout => {
-            ProviderError::connection(provider_label, "timed out connecting to the upstream")
-        }
+        SendRequestError::Timeout => connect_timeout(provider_label),
         other => ProviderError::unreachable(provider_label, other),
     }
+}
+
+/// Opening a connection took too long, whichever transport tried.
+fn connect_timeout(provider_label: &str) -> ProviderError {
+    ProviderError::connection(provider_label, "timed out connecting to the upstream")
 }
 
 fn payload_error(provider_label: &str, e: &PayloadError) -> ProviderError {
