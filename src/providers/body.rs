@@ -13,6 +13,8 @@ use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::json_scan;
+
 /// A JSON object body with its top-level fields indexed, in the client's order.
 #[derive(Clone, Debug)]
 pub struct RequestBody {
@@ -29,6 +31,23 @@ pub struct RequestBody {
 impl RequestBody {
     /// Index a body; anything but a JSON object is an error.
     pub fn parse(bytes: Bytes) -> Result<RequestBody, serde_json::Error> {
+        let not_utf8 = |e: std::str::Utf8Error| {
+            <serde_json::Error as serde::de::Error>::custom(format!("the body is not UTF-8: {e}"))
+        };
+        let mut members = Vec::with_capacity(16);
+        if json_scan::object_members(&bytes, &mut members).is_some() {
+            let mut body = RequestBody {
+                fields: Vec::with_capacity(members.len()),
+                text: ByteString::try_from(bytes).map_err(not_utf8)?,
+                unique_keys: true,
+            };
+            for member in members {
+                let key = &body.text[member.key];
+                body.add(key.to_string(), member.value);
+            }
+            return Ok(body);
+        }
+        // Whatever the scanner leaves (errors among it): serde_json decides and words the error.
         let found = {
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             let found = de.deserialize_map(TopLevel)?;
@@ -36,26 +55,27 @@ impl RequestBody {
             found
         };
         let start = bytes.as_ptr() as usize;
-        let mut fields: Vec<(String, Range<usize>)> = Vec::with_capacity(found.len());
-        let mut unique_keys = true;
-        for (key, offset, len) in found {
-            let range = (offset - start)..(offset - start + len);
-            match fields.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, r)) => {
-                    *r = range;
-                    unique_keys = false;
-                }
-                None => fields.push((key, range)),
-            }
-        }
-        let text = ByteString::try_from(bytes).map_err(|e| {
-            <serde_json::Error as serde::de::Error>::custom(format!("the body is not UTF-8: {e}"))
-        })?;
-        Ok(RequestBody {
+        let text = ByteString::try_from(bytes).map_err(not_utf8)?;
+        let mut body = RequestBody {
+            fields: Vec::with_capacity(found.len()),
             text,
-            fields,
-            unique_keys,
-        })
+            unique_keys: true,
+        };
+        for (key, offset, len) in found {
+            body.add(key, (offset - start)..(offset - start + len));
+        }
+        Ok(body)
+    }
+
+    /// Records a member; a key seen before keeps its place and takes the new value.
+    fn add(&mut self, key: String, value: Range<usize>) {
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, r)) => {
+                *r = value;
+                self.unique_keys = false;
+            }
+            None => self.fields.push((key, value)),
+        }
     }
 
     /// A body from an already parsed object (tests, mocks).
@@ -195,7 +215,7 @@ impl IntoBody for Map<String, Value> {
 }
 
 /// Collects each top-level key with the address and length of its raw value.
-struct TopLevel;
+pub(crate) struct TopLevel;
 
 impl<'de> Visitor<'de> for TopLevel {
     type Value = Vec<(String, usize, usize)>;

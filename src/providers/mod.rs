@@ -20,6 +20,7 @@ pub mod bedrock;
 pub mod body;
 pub mod error;
 pub mod huggingface;
+mod json_scan;
 pub mod mock;
 pub mod ollama;
 pub mod openai;

@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::json_scan;
 use super::outgoing::{FixedHeaders, UpstreamUrl};
 use super::sse::{SseEvent, SseSplitter};
 use super::{
@@ -303,6 +304,31 @@ struct BodyProbe {
     error: Option<Value>,
 }
 
+impl BodyProbe {
+    /// The probe from the JSON scanner, with serde_json reading only `usage` and `error`.
+    /// `None` leaves the body to serde_json: what the scanner does not take, a repeated field,
+    /// or a field serde_json refuses (it then words the error).
+    fn scan(body: &[u8]) -> Option<BodyProbe> {
+        let mut members = Vec::with_capacity(8);
+        json_scan::object_members(body, &mut members)?;
+        let (mut usage, mut error) = (None, None);
+        for member in members {
+            let slot = match &body[member.key] {
+                b"usage" => &mut usage,
+                b"error" => &mut error,
+                _ => continue,
+            };
+            if slot.replace(&body[member.value]).is_some() {
+                return None;
+            }
+        }
+        Some(BodyProbe {
+            usage: usage.map_or(Ok(None), serde_json::from_slice).ok()?,
+            error: error.map_or(Ok(None), serde_json::from_slice).ok()?,
+        })
+    }
+}
+
 /// A 2xx answer passed through untouched, with its `usage` read. A 2xx body that is an OpenAI
 /// error object (some compatible servers answer errors with 200) becomes that error.
 pub(crate) fn passthrough(
@@ -310,12 +336,14 @@ pub(crate) fn passthrough(
     upper: Option<&str>,
     response: &UpstreamResponse<'_>,
 ) -> Result<ParsedResponse, ProviderError> {
-    let probe: BodyProbe = serde_json::from_slice(response.body).map_err(|e| {
-        ProviderError::malformed_response(
-            label,
-            &format!("the body is not an OpenAI JSON object: {e}"),
-        )
-    })?;
+    let probe = BodyProbe::scan(response.body)
+        .map_or_else(|| serde_json::from_slice(response.body), Ok)
+        .map_err(|e| {
+            ProviderError::malformed_response(
+                label,
+                &format!("the body is not an OpenAI JSON object: {e}"),
+            )
+        })?;
     if let Some(error) = probe
         .error
         .as_ref()
@@ -1166,6 +1194,44 @@ mod tests {
             assert_eq!(parsed.body.as_ptr(), body.as_ptr());
             assert_eq!(parsed.usage, Some(usage));
         }
+    }
+
+    #[test]
+    fn the_scanned_probe_reads_what_serde_reads() {
+        let read = |probe: &BodyProbe| {
+            (
+                probe.usage.as_ref().map(WireUsage::usage),
+                probe.error.clone(),
+            )
+        };
+        let mut scanned = 0;
+        for body in [
+            CHAT_RESPONSE,
+            EMBEDDING_RESPONSE,
+            br#"{"usage":null,"error":null}"#,
+            br#"{"id":"x","usage":{"prompt_tokens":3}}"#,
+            br#"{"error":"overloaded","usage":{"completion_tokens":null}}"#,
+            br#"{"error":{"message":"m","code":429},"choices":[]}"#,
+            br#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            br#"{"usage":"many"}"#,
+            br#"{"usage":{"prompt_tokens":1.5}}"#,
+            br#"{"us\u0061ge":{"prompt_tokens":4}}"#,
+            br#"[{"prompt_tokens":1},null]"#,
+            b"{}",
+            b"{",
+        ] {
+            let by_serde = serde_json::from_slice::<BodyProbe>(body).ok();
+            if let Some(probe) = BodyProbe::scan(body) {
+                scanned += 1;
+                assert_eq!(
+                    Some(read(&probe)),
+                    by_serde.as_ref().map(read),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+        assert_eq!(scanned, 7, "the plain bodies are read by the scanner");
     }
 
     #[test]
