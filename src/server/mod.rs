@@ -25,6 +25,7 @@
 //!    middleware, after the inner service answered).
 
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -113,9 +114,12 @@ impl ProxyRoute {
 }
 
 /// One worker's proxy: the shared state and the worker's own HTTP actor. Built once per worker
-/// (by [`configure`] or by the middleware's `new_transform`), on the worker's thread.
+/// (by [`configure`] or by the middleware's `new_transform`), on the worker's thread, and
+/// cloned into every request's future: an `Rc`, because cloning an actix `Addr` allocates twice.
 #[derive(Clone)]
-pub(crate) struct Worker {
+pub(crate) struct Worker(Rc<WorkerParts>);
+
+pub(crate) struct WorkerParts {
     shared: Arc<Shared>,
     http: Addr<HttpActor>,
 }
@@ -124,7 +128,15 @@ impl Worker {
     /// Starts the worker's HTTP actor; must run on the worker's thread.
     pub(crate) fn start(shared: Arc<Shared>) -> Worker {
         let http = HttpActor::new(shared.clone()).start();
-        Worker { shared, http }
+        Worker(Rc::new(WorkerParts { shared, http }))
+    }
+}
+
+impl std::ops::Deref for Worker {
+    type Target = WorkerParts;
+
+    fn deref(&self) -> &WorkerParts {
+        &self.0
     }
 }
 
@@ -194,7 +206,7 @@ async fn llm_call(
     let shared = &worker.shared;
     let call_id = req
         .headers()
-        .get(HeaderName::from_static("x-litellm-call-id"))
+        .get(X_LITELLM_CALL_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
@@ -277,55 +289,66 @@ fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
 /// How many `x-litellm-*` headers a response can carry.
 const LITELLM_HEADER_COUNT: usize = 10;
 
+// Names as constants: `HeaderName::from_static` only folds to a constant in a const context;
+// called on a runtime `&str` it validates the name again on every response.
+const X_LITELLM_CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+const X_LITELLM_VERSION: HeaderName = HeaderName::from_static("x-litellm-version");
+const X_LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const X_LITELLM_MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const X_LITELLM_MODEL_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+const X_LITELLM_ATTEMPTED_RETRIES: HeaderName =
+    HeaderName::from_static("x-litellm-attempted-retries");
+const X_LITELLM_ATTEMPTED_FALLBACKS: HeaderName =
+    HeaderName::from_static("x-litellm-attempted-fallbacks");
+const X_LITELLM_MAX_RETRIES: HeaderName = HeaderName::from_static("x-litellm-max-retries");
+const X_LITELLM_RESPONSE_DURATION_MS: HeaderName =
+    HeaderName::from_static("x-litellm-response-duration-ms");
+const X_LITELLM_OVERHEAD_DURATION_MS: HeaderName =
+    HeaderName::from_static("x-litellm-overhead-duration-ms");
+const LITELLM_VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
+
 /// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
 /// value.
 fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
     // Room for all of them at once: the map would otherwise grow (and rehash) twice.
     headers.reserve(LITELLM_HEADER_COUNT + meta.upstream_headers.len());
-    // Fixed names are built once at compile time; numbers are formatted straight into values.
-    let mut put = |name: &'static str, value: Option<HeaderValue>| {
+    let mut put = |name: HeaderName, value: Option<HeaderValue>| {
         if let Some(v) = value {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name, v);
         }
     };
     let text = |s: &str| HeaderValue::from_str(s).ok();
-    put("x-litellm-call-id", text(&meta.call_id));
+    put(X_LITELLM_CALL_ID, text(&meta.call_id));
+    put(X_LITELLM_VERSION, Some(LITELLM_VERSION));
+    put(X_LITELLM_MODEL_ID, meta.model_id.as_deref().and_then(text));
     put(
-        "x-litellm-version",
-        Some(HeaderValue::from_static(env!("CARGO_PKG_VERSION"))),
-    );
-    put(
-        "x-litellm-model-id",
-        meta.model_id.as_deref().and_then(text),
-    );
-    put(
-        "x-litellm-model-group",
+        X_LITELLM_MODEL_GROUP,
         meta.model_group.as_deref().and_then(text),
     );
     put(
-        "x-litellm-model-api-base",
+        X_LITELLM_MODEL_API_BASE,
         meta.api_base
             .as_deref()
             .and_then(|base| text(base.split('?').next().unwrap_or_default())),
     );
     put(
-        "x-litellm-attempted-retries",
+        X_LITELLM_ATTEMPTED_RETRIES,
         Some(count_value(meta.attempted_retries)),
     );
     put(
-        "x-litellm-attempted-fallbacks",
+        X_LITELLM_ATTEMPTED_FALLBACKS,
         Some(count_value(meta.attempted_fallbacks)),
     );
     if meta.attempted_retries > 0 {
-        put("x-litellm-max-retries", Some(count_value(meta.max_retries)));
+        put(X_LITELLM_MAX_RETRIES, Some(count_value(meta.max_retries)));
     }
     if meta.model_id.is_some() {
         put(
-            "x-litellm-response-duration-ms",
+            X_LITELLM_RESPONSE_DURATION_MS,
             Some(millis_value(meta.upstream_duration)),
         );
         put(
-            "x-litellm-overhead-duration-ms",
+            X_LITELLM_OVERHEAD_DURATION_MS,
             Some(millis_value(
                 meta.total_duration.saturating_sub(meta.upstream_duration),
             )),
@@ -490,10 +513,14 @@ fn field_error(param: &str, message: &str) -> ProxyError {
     }
 }
 
+const X_LITELLM_TIMEOUT: HeaderName = HeaderName::from_static("x-litellm-timeout");
+const X_LITELLM_STREAM_TIMEOUT: HeaderName = HeaderName::from_static("x-litellm-stream-timeout");
+const X_LITELLM_NUM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-num-retries");
+
 /// Per-request routing settings from the body (LiteLLM's control fields) and from
 /// `x-litellm-*` request headers.
 fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyError> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let header = |name: HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
     let seconds = |field: &str, v: Option<&Value>| -> Result<Option<Duration>, ProxyError> {
         match v {
             None | Some(Value::Null) => Ok(None),
@@ -512,14 +539,14 @@ fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyEr
             }
         }
     };
-    let header_value = |name: &str| header(name).map(|v| Value::String(v.to_string()));
+    let header_value = |name: HeaderName| header(name).map(|v| Value::String(v.to_string()));
     let timeout = match seconds("timeout", body.value("timeout").as_ref())? {
         Some(t) => Some(t),
         None => match seconds("request_timeout", body.value("request_timeout").as_ref())? {
             Some(t) => Some(t),
             None => seconds(
                 "x-litellm-timeout",
-                header_value("x-litellm-timeout").as_ref(),
+                header_value(X_LITELLM_TIMEOUT).as_ref(),
             )?,
         },
     };
@@ -527,12 +554,12 @@ fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyEr
         Some(t) => Some(t),
         None => seconds(
             "x-litellm-stream-timeout",
-            header_value("x-litellm-stream-timeout").as_ref(),
+            header_value(X_LITELLM_STREAM_TIMEOUT).as_ref(),
         )?,
     };
     let num_retries = match body.value("num_retries") {
         None | Some(Value::Null) => {
-            header("x-litellm-num-retries").and_then(|v| v.trim().parse().ok())
+            header(X_LITELLM_NUM_RETRIES).and_then(|v| v.trim().parse().ok())
         }
         Some(v) => Some(
             v.as_u64()
