@@ -102,27 +102,33 @@ impl Reservation {
     /// outcome was already reported.
     pub fn succeed(&self, prompt_tokens: u64, completion_tokens: u64) {
         let now = self.inner.clock.now();
-        self.report(Outcome::Success {
-            latency: now.saturating_duration_since(self.inner.started),
-            ttft: self
-                .inner
-                .first_token
-                .get()
-                .map(|at| at.saturating_duration_since(self.inner.started)),
-            prompt_tokens,
-            completion_tokens,
-        });
+        self.report(
+            now,
+            Outcome::Success {
+                latency: now.saturating_duration_since(self.inner.started),
+                ttft: self
+                    .inner
+                    .first_token
+                    .get()
+                    .map(|at| at.saturating_duration_since(self.inner.started)),
+                prompt_tokens,
+                completion_tokens,
+            },
+        );
     }
 
     /// Reports a failure (feeds cooldown). No effect if an outcome was already reported.
     pub fn fail(&self, class: ErrorClass, status: u16, retry_after: Option<Duration>) {
         let now = self.inner.clock.now();
-        self.report(Outcome::Failure {
-            class,
-            status,
-            retry_after,
-            latency: now.saturating_duration_since(self.inner.started),
-        });
+        self.report(
+            now,
+            Outcome::Failure {
+                class,
+                status,
+                retry_after,
+                latency: now.saturating_duration_since(self.inner.started),
+            },
+        );
     }
 
     /// Whether an outcome has been reported.
@@ -143,20 +149,19 @@ impl Reservation {
         let _ = self.inner.deployment.settle.send(Settle).await;
     }
 
-    fn report(&self, outcome: Outcome) {
+    fn report(&self, at: Instant, outcome: Outcome) {
         if !self.inner.reported.swap(true, Ordering::AcqRel) {
-            self.inner.finish(outcome);
+            self.inner.finish(at, outcome);
         }
     }
 }
 
 impl Inner {
-    /// Frees the slot now, then posts the outcome to the actor, waking it if no wake-up is on
-    /// its way already.
-    fn finish(&self, outcome: Outcome) {
+    /// Frees the slot now, then posts the outcome (which happened `at`) to the actor, waking
+    /// it if no wake-up is on its way already.
+    fn finish(&self, at: Instant, outcome: Outcome) {
         let deployment = &self.deployment;
         deployment.admission.release();
-        let at = self.clock.now();
         if deployment.admission.post(ReportOutcome { outcome, at }) {
             deployment.settle.do_send(Settle);
         }
@@ -166,7 +171,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if !*self.reported.get_mut() {
-            self.finish(Outcome::Cancelled);
+            self.finish(self.clock.now(), Outcome::Cancelled);
         }
     }
 }

@@ -137,9 +137,9 @@ struct Group {
 }
 
 struct Inner {
-    groups: HashMap<String, Group>,
+    groups: foldhash::HashMap<String, Group>,
     group_order: Vec<String>,
-    deployments: HashMap<DeploymentId, Arc<DeploymentHandle>>,
+    deployments: foldhash::HashMap<DeploymentId, Arc<DeploymentHandle>>,
     /// (litellm model, deployment) in config order.
     by_model: Vec<(String, DeploymentId)>,
     /// Wildcard group names, most specific first.
@@ -245,8 +245,8 @@ impl Router {
         }
 
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut groups = HashMap::new();
-        let mut deployments = HashMap::new();
+        let mut groups = foldhash::HashMap::default();
+        let mut deployments = foldhash::HashMap::default();
         for name in &group_order {
             let specs = by_group.remove(name).unwrap_or_default();
             let (addr, table) =

@@ -4,7 +4,6 @@
 //! decisions; the I/O stays here.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -252,13 +251,6 @@ fn estimate_input_tokens(body: &RequestBody) -> u64 {
     (bytes as u64).div_ceil(4)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// One upstream call on the deployment the router reserved.
 async fn attempt_once(
     shared: Arc<Shared>,
@@ -272,24 +264,26 @@ async fn attempt_once(
             attempt.deployment
         )));
     };
-    let params = &deployment.config.litellm_params;
     let model_for_upstream = attempt
         .upstream_model
         .as_deref()
-        .unwrap_or(deployment.config.model());
+        .unwrap_or(&deployment.model);
+    // One wall-clock read for the attempt: `created` of translated answers and the signing time.
+    let now = SystemTime::now();
     let stream_ctx = StreamContext {
         id: format!("chatcmpl-{}", request.call_id),
-        created: unix_now(),
+        created: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         model: crate::providers::split_provider(model_for_upstream)
             .1
             .to_string(),
         include_usage: false,
     };
-    let mock = request
-        .body
-        .value("mock_response")
-        .or_else(|| params.get("mock_response").cloned())
-        .filter(|v| !v.is_null());
+    // The request's own value wins, even a null one (as LiteLLM's kwargs override the
+    // deployment's params).
+    let mock = match request.body.value("mock_response") {
+        Some(v) => Some(v).filter(|v| !v.is_null()),
+        None => deployment.mock_response.clone(),
+    };
     let mut prepared = params::prepare_with(request.body.clone(), &deployment.defaults);
     let stream_ctx = StreamContext {
         include_usage: prepared.include_usage,
@@ -312,12 +306,9 @@ async fn attempt_once(
         return Err(ProviderError::missing_env(var, deployment.config.model()));
     }
     let adapter = shared.adapter(&deployment, attempt.upstream_model.as_deref())?;
-    let drop_params = request.overrides.drop_params.unwrap_or(shared.drop_params)
-        || deployment.config.bool_param("drop_params").unwrap_or(false);
-    let ctx = RequestContext {
-        now: SystemTime::now(),
-        drop_params,
-    };
+    let drop_params =
+        request.overrides.drop_params.unwrap_or(shared.drop_params) || deployment.drop_params;
+    let ctx = RequestContext { now, drop_params };
     prepared.stream = request.stream;
     let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
     let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
@@ -325,7 +316,7 @@ async fn attempt_once(
     let started = Instant::now();
     // One deadline for the whole exchange: the head and, unless it is a stream, the body.
     let whole_body = !request.stream;
-    let (mut reply, body) = with_timeout(timeout, label, async {
+    let (mut reply, body) = with_deadline(started, timeout, label, async {
         let mut reply = upstream::send(&client, upstream_request, label).await?;
         let body = if whole_body || reply.status().as_u16() >= 400 {
             Some(upstream::read_body(&mut reply, label).await?)
@@ -420,7 +411,18 @@ async fn with_timeout<T>(
     label: &str,
     fut: impl std::future::Future<Output = Result<T, ProviderError>>,
 ) -> Result<T, ProviderError> {
-    actix_web::rt::time::timeout(timeout, fut)
+    with_deadline(Instant::now(), timeout, label, fut).await
+}
+
+/// [`with_timeout`] counted from `start`, a clock reading the caller already has.
+async fn with_deadline<T>(
+    start: Instant,
+    timeout: Duration,
+    label: &str,
+    fut: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let deadline = tokio::time::Instant::from_std(start) + timeout;
+    tokio::time::timeout_at(deadline, fut)
         .await
         .map_err(|_| ProviderError::timeout(label, timeout))?
 }
@@ -455,7 +457,8 @@ fn forwardable_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
 fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
     const CACHED_NAMES: usize = 128;
     thread_local! {
-        static PREFIXED: RefCell<HashMap<HeaderName, HeaderName>> = RefCell::new(HashMap::new());
+        static PREFIXED: RefCell<foldhash::HashMap<HeaderName, HeaderName>> =
+            RefCell::new(foldhash::HashMap::default());
     }
     PREFIXED.with(|cache| {
         if let Some(found) = cache.borrow().get(name) {

@@ -2,7 +2,6 @@
 //! and provider adapter, and the settings a request needs. Built once at start-up from the
 //! loaded config.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +49,13 @@ pub struct DeploymentRuntime {
     adapter: Result<Arc<dyn ProviderAdapter>, ProviderError>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
+    // Params every attempt reads, taken out of `litellm_params` (a hashed map) once.
+    /// `litellm_params.model`.
+    pub model: String,
+    /// `litellm_params.mock_response`, unless absent or null.
+    pub mock_response: Option<serde_json::Value>,
+    /// `litellm_params.drop_params`.
+    pub drop_params: bool,
 }
 
 pub struct Shared {
@@ -60,7 +66,7 @@ pub struct Shared {
     /// `litellm_settings.drop_params` (or `LITELLM_DROP_PARAMS`).
     pub drop_params: bool,
     pub max_body_bytes: usize,
-    deployments: HashMap<String, Arc<DeploymentRuntime>>,
+    deployments: foldhash::HashMap<String, Arc<DeploymentRuntime>>,
     wildcard_adapters: DashMap<String, Arc<dyn ProviderAdapter>>,
     default_timeout: Duration,
     default_stream_timeout: Option<Duration>,
@@ -131,7 +137,7 @@ impl Shared {
             .map(|d| deployment_spec(d, default_max_parallel))
             .collect();
         let router = Router::start(specs, settings, clock);
-        let mut deployments = HashMap::new();
+        let mut deployments = foldhash::HashMap::default();
         for d in &config.deployments {
             let adapter = if d.is_wildcard() && d.model().contains('*') {
                 // Built per requested model.
@@ -158,6 +164,13 @@ impl Shared {
                 stream_timeout: secs(d.f64_param("stream_timeout")),
                 adapter,
                 defaults: DeploymentDefaults::from_params(&d.litellm_params),
+                model: d.model().to_string(),
+                mock_response: d
+                    .litellm_params
+                    .get("mock_response")
+                    .filter(|v| !v.is_null())
+                    .cloned(),
+                drop_params: d.bool_param("drop_params").unwrap_or(false),
                 config: d.clone(),
             };
             deployments.insert(d.id.clone(), Arc::new(runtime));
