@@ -31,7 +31,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH};
+use actix_web::http::header::{
+    HeaderMap, HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{dev, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
@@ -254,11 +256,11 @@ async fn llm_call(
             );
             let mut res = match body {
                 Body::Json(bytes) => HttpResponse::Ok()
-                    .content_type("application/json")
+                    .insert_header((CONTENT_TYPE, APPLICATION_JSON))
                     .body(bytes),
                 Body::Stream(rx) => HttpResponse::Ok()
-                    .content_type("text/event-stream")
-                    .insert_header(("cache-control", "no-cache"))
+                    .insert_header((CONTENT_TYPE, TEXT_EVENT_STREAM))
+                    .insert_header((CACHE_CONTROL, NO_CACHE))
                     .streaming(SseBody(rx)),
             };
             add_litellm_headers(res.headers_mut(), &meta);
@@ -306,6 +308,10 @@ const X_LITELLM_RESPONSE_DURATION_MS: HeaderName =
 const X_LITELLM_OVERHEAD_DURATION_MS: HeaderName =
     HeaderName::from_static("x-litellm-overhead-duration-ms");
 const LITELLM_VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
+// Values as constants too: `content_type("…")` copies and checks its text on every response.
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
 /// LiteLLM's response headers (§2.3 of the reference): a header is left out when it has no
 /// value.
