@@ -289,6 +289,40 @@ struct WireUsage {
 }
 
 impl WireUsage {
+    /// A `usage` value read with the JSON scanner, its counts parsed by hand: `Some(None)` for
+    /// null. `None` leaves it to serde_json: anything but null or an object of plain integer
+    /// or null counts, or a count given twice.
+    fn scan(raw: &[u8]) -> Option<Option<WireUsage>> {
+        if raw == b"null" {
+            return Some(None);
+        }
+        let mut members = Vec::with_capacity(8);
+        json_scan::object_members(raw, &mut members)?;
+        let (mut prompt, mut completion) = (None, None);
+        for member in members {
+            let slot = match &raw[member.key] {
+                b"prompt_tokens" => &mut prompt,
+                b"completion_tokens" => &mut completion,
+                _ => continue,
+            };
+            let value = &raw[member.value];
+            let count = match value {
+                b"null" => None,
+                digits if digits.iter().all(u8::is_ascii_digit) => {
+                    Some(std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?)
+                }
+                _ => return None,
+            };
+            if slot.replace(count).is_some() {
+                return None;
+            }
+        }
+        Some(Some(WireUsage {
+            prompt_tokens: prompt.flatten(),
+            completion_tokens: completion.flatten(),
+        }))
+    }
+
     fn usage(&self) -> Usage {
         Usage {
             prompt_tokens: self.prompt_tokens.unwrap_or(0),
@@ -323,7 +357,7 @@ impl BodyProbe {
             }
         }
         Some(BodyProbe {
-            usage: usage.map_or(Ok(None), serde_json::from_slice).ok()?,
+            usage: usage.map_or(Some(None), WireUsage::scan)?,
             error: error.map_or(Ok(None), serde_json::from_slice).ok()?,
         })
     }
@@ -1215,6 +1249,11 @@ mod tests {
             br#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
             br#"{"usage":"many"}"#,
             br#"{"usage":{"prompt_tokens":1.5}}"#,
+            br#"{"usage":{"prompt_tokens":null,"completion_tokens":5,"d":{"n":[1]}}}"#,
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+            br#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+            br#"{"usage":{"completion_tokens":18446744073709551616}}"#,
+            br#"{"usage":{"completion_tokens":"7"}}"#,
             br#"{"us\u0061ge":{"prompt_tokens":4}}"#,
             br#"[{"prompt_tokens":1},null]"#,
             b"{}",
@@ -1231,7 +1270,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(scanned, 7, "the plain bodies are read by the scanner");
+        assert_eq!(scanned, 8, "the plain bodies are read by the scanner");
     }
 
     #[test]
