@@ -3,8 +3,8 @@
 //! Every request body and every OpenAI-shaped answer is checked as JSON and read one level deep
 //! (`model`, `stream`, `usage`, `error`, ...); the rest passes through as bytes. serde_json did
 //! that at some 10 instructions a byte, most of it in its visitor machinery. This scanner walks
-//! the bytes once, finds string ends with memchr and checks them for control characters in a
-//! loop the compiler vectorises.
+//! the bytes once: a string's first bytes are tested eight at a time in a register, the rest of
+//! a long one by memchr and a control-byte check the compiler vectorises.
 //!
 //! It is conservative: it accepts only what serde_json accepts, and gives up (`None`) on
 //! anything else, on escaped keys and on deep nesting. Callers then parse with serde_json, which
@@ -37,7 +37,10 @@ pub(crate) fn object_members(bytes: &[u8], members: &mut Vec<Member>) -> Option<
         i += 1;
     } else {
         loop {
-            let (key, after_key) = plain_key(bytes, i)?;
+            let (key, escaped, after_key) = key_at(bytes, i)?;
+            if escaped {
+                return None;
+            }
             i = skip_space(bytes, after_key);
             let start = i;
             i = value_end(bytes, i)?;
@@ -59,18 +62,16 @@ pub(crate) fn object_members(bytes: &[u8], members: &mut Vec<Member>) -> Option<
     (skip_space(bytes, i) == bytes.len()).then_some(())
 }
 
-/// A key at `i` up to and past its colon: the key's range and where its value starts (before
-/// any whitespace). `None` for anything but a string with no escapes followed by `:`.
-fn plain_key(bytes: &[u8], i: usize) -> Option<(Range<usize>, usize)> {
+/// A key at `i` up to and past its colon: the key's range (between its quotes), whether it
+/// holds an escape, and where its value starts (before any whitespace). `None` for anything but
+/// a string followed by `:`.
+fn key_at(bytes: &[u8], i: usize) -> Option<(Range<usize>, bool, usize)> {
     if bytes.get(i) != Some(&b'"') {
         return None;
     }
     let (end, escaped) = string_end(bytes, i)?;
-    if escaped {
-        return None;
-    }
     let colon = skip_space(bytes, end);
-    (bytes.get(colon) == Some(&b':')).then(|| ((i + 1)..(end - 1), colon + 1))
+    (bytes.get(colon) == Some(&b':')).then(|| ((i + 1)..(end - 1), escaped, colon + 1))
 }
 
 /// Where the value that starts at `i` ends, checking all of it. Containers are walked with a
@@ -94,7 +95,7 @@ fn value_end(bytes: &[u8], mut i: usize) -> Option<usize> {
                     objects = (objects << 1) | u128::from(open == b'{');
                     depth += 1;
                     if open == b'{' {
-                        i = skip_space(bytes, plain_or_escaped_key(bytes, i)?);
+                        i = skip_space(bytes, key_at(bytes, i)?.2);
                     }
                     continue;
                 }
@@ -114,10 +115,7 @@ fn value_end(bytes: &[u8], mut i: usize) -> Option<usize> {
             let in_object = objects & 1 == 1;
             match (*bytes.get(i)?, in_object) {
                 (b',', true) => {
-                    i = skip_space(
-                        bytes,
-                        plain_or_escaped_key(bytes, skip_space(bytes, i + 1))?,
-                    );
+                    i = skip_space(bytes, key_at(bytes, skip_space(bytes, i + 1))?.2);
                     break;
                 }
                 (b',', false) => {
@@ -133,16 +131,6 @@ fn value_end(bytes: &[u8], mut i: usize) -> Option<usize> {
             }
         }
     }
-}
-
-/// A nested object's key (escapes allowed: nobody reads it) up to and past its colon.
-fn plain_or_escaped_key(bytes: &[u8], i: usize) -> Option<usize> {
-    if bytes.get(i) != Some(&b'"') {
-        return None;
-    }
-    let (end, _) = string_end(bytes, i)?;
-    let colon = skip_space(bytes, end);
-    (bytes.get(colon) == Some(&b':')).then_some(colon + 1)
 }
 
 /// The string that opens at `i` (on its quote): the index past its closing quote, and whether
