@@ -296,30 +296,19 @@ impl WireUsage {
         if raw == b"null" {
             return Some(None);
         }
-        let mut members = Vec::with_capacity(8);
-        json_scan::object_members(raw, &mut members)?;
-        let (mut prompt, mut completion) = (None, None);
-        for member in members {
-            let slot = match &raw[member.key] {
-                b"prompt_tokens" => &mut prompt,
-                b"completion_tokens" => &mut completion,
-                _ => continue,
-            };
-            let value = &raw[member.value];
-            let count = match value {
-                b"null" => None,
-                digits if digits.iter().all(u8::is_ascii_digit) => {
-                    Some(std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?)
+        let count = |value: Option<&[u8]>| -> Option<Option<u64>> {
+            match value {
+                None | Some(b"null") => Some(None),
+                Some(digits) if digits.iter().all(u8::is_ascii_digit) => {
+                    Some(Some(std::str::from_utf8(digits).ok()?.parse().ok()?))
                 }
-                _ => return None,
-            };
-            if slot.replace(count).is_some() {
-                return None;
+                Some(_) => None,
             }
-        }
+        };
+        let [prompt, completion] = named_members(raw, [b"prompt_tokens", b"completion_tokens"])?;
         Some(Some(WireUsage {
-            prompt_tokens: prompt.flatten(),
-            completion_tokens: completion.flatten(),
+            prompt_tokens: count(prompt)?,
+            completion_tokens: count(completion)?,
         }))
     }
 
@@ -329,6 +318,27 @@ impl WireUsage {
             completion_tokens: self.completion_tokens.unwrap_or(0),
         }
     }
+}
+
+/// The raw values of the named top-level members of a JSON object, read with the JSON scanner.
+/// `None` when the scanner does not take the text or a name appears twice (serde_json refuses a
+/// repeated field).
+fn named_members<'a, const N: usize>(
+    raw: &'a [u8],
+    names: [&[u8]; N],
+) -> Option<[Option<&'a [u8]>; N]> {
+    let mut members = Vec::with_capacity(8);
+    json_scan::object_members(raw, &mut members)?;
+    let mut found = [None; N];
+    for member in members {
+        let key = &raw[member.key];
+        if let Some(slot) = names.iter().position(|name| *name == key) {
+            if found[slot].replace(&raw[member.value]).is_some() {
+                return None;
+            }
+        }
+    }
+    Some(found)
 }
 
 /// The two top-level fields a 2xx body is read for; everything else is skipped unparsed.
@@ -343,19 +353,7 @@ impl BodyProbe {
     /// `None` leaves the body to serde_json: what the scanner does not take, a repeated field,
     /// or a field serde_json refuses (it then words the error).
     fn scan(body: &[u8]) -> Option<BodyProbe> {
-        let mut members = Vec::with_capacity(8);
-        json_scan::object_members(body, &mut members)?;
-        let (mut usage, mut error) = (None, None);
-        for member in members {
-            let slot = match &body[member.key] {
-                b"usage" => &mut usage,
-                b"error" => &mut error,
-                _ => continue,
-            };
-            if slot.replace(&body[member.value]).is_some() {
-                return None;
-            }
-        }
+        let [usage, error] = named_members(body, [b"usage", b"error"])?;
         Some(BodyProbe {
             usage: usage.map_or(Some(None), WireUsage::scan)?,
             error: error.map_or(Ok(None), serde_json::from_slice).ok()?,
