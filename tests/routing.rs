@@ -464,6 +464,61 @@ fn a_stream_that_dies_midway_ends_with_an_error_event_and_done() {
 }
 
 #[test]
+fn a_stream_that_stalls_after_its_first_chunk_times_out_and_keeps_its_chunks() {
+    let mock = MockUpstream::start();
+    let chunk = |text: &str| {
+        json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":text},"finish_reason":null}]}).to_string()
+    };
+    let (first, second, third, late) = (chunk("one"), chunk("two"), chunk("three"), chunk("late"));
+    mock.script(
+        "/a/chat/completions",
+        vec![Reply::Chunks {
+            status: 200,
+            content_type: "text/event-stream".into(),
+            pieces: vec![
+                (Duration::ZERO, format!("data: {first}\n\n").into_bytes()),
+                // Each within the timeout of the chunk before, not of the first: the timer moves
+                // on with every chunk.
+                (
+                    Duration::from_millis(300),
+                    format!("data: {second}\n\n").into_bytes(),
+                ),
+                (
+                    Duration::from_millis(300),
+                    format!("data: {third}\n\n").into_bytes(),
+                ),
+                (
+                    Duration::from_secs(5),
+                    format!("data: {late}\n\n").into_bytes(),
+                ),
+            ],
+        }],
+    );
+    let cfg = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 0\n  stream_timeout: 0.5\n",
+        deployment("g", "a", &format!("{}/a", mock.base()), "")
+    );
+    let proxy = Proxy::start(&cfg, &[]);
+    let mut body = chat("g");
+    body["stream"] = json!(true);
+    let started = Instant::now();
+    let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[]);
+    let took = started.elapsed();
+    assert_eq!(res.status, 200);
+    let data = res.sse_data();
+    assert_eq!(data.len(), 5, "{data:?}");
+    assert_eq!(data[..3], [first, second, third]);
+    let err: Value = serde_json::from_str(&data[3]).unwrap();
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.to_lowercase().contains("timed out"), "{err}");
+    assert_eq!(data[4], "[DONE]");
+    assert!(
+        took >= Duration::from_millis(1050) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn a_client_that_hangs_up_frees_the_in_flight_slot() {
     let mock = MockUpstream::start();
     let chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}).to_string();

@@ -545,6 +545,14 @@ struct Pump {
     usage: StreamUsage,
 }
 
+/// What ended a pump's wait: a read from the upstream (`None`: its body ended), the client
+/// leaving, or the chunk timeout.
+enum Next {
+    Read(Option<Result<Bytes, ProviderError>>),
+    ClientGone,
+    Idle,
+}
+
 enum PumpStep {
     Continue,
     Finished,
@@ -556,31 +564,35 @@ impl Pump {
     async fn run(mut self, pending: Vec<StreamEvent>) {
         let mut usage = Usage::default();
         let mut step = self.write_events(pending, &mut usage).await;
+        // One timer for the whole stream, moved on before each read: a new `timeout` per chunk
+        // put an entry into tokio's timer wheel and took it out again every time.
+        let idle = actix_web::rt::time::sleep(self.chunk_timeout);
+        futures_util::pin_mut!(idle);
         while let PumpStep::Continue = step {
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + self.chunk_timeout);
             let next = {
-                let read = actix_web::rt::time::timeout(
-                    self.chunk_timeout,
-                    upstream::next_chunk(&mut self.reply, self.label),
-                );
+                let read = upstream::next_chunk(&mut self.reply, self.label);
                 let closed = self.tx.closed();
                 futures_util::pin_mut!(read, closed);
-                match select(read, closed).await {
-                    Either::Left((r, _)) => Some(r),
-                    Either::Right(_) => None,
+                match select(read, select(closed, idle.as_mut())).await {
+                    Either::Left((read, _)) => Next::Read(read),
+                    Either::Right((Either::Left(_), _)) => Next::ClientGone,
+                    Either::Right((Either::Right(_), _)) => Next::Idle,
                 }
             };
             let mut events = Vec::new();
             match next {
-                None => step = PumpStep::ClientGone,
-                Some(Err(_)) => {
+                Next::ClientGone => step = PumpStep::ClientGone,
+                Next::Idle => {
                     step = PumpStep::Failed(ProviderError::timeout(self.label, self.chunk_timeout))
                 }
-                Some(Ok(Some(Err(e)))) => step = PumpStep::Failed(e),
-                Some(Ok(Some(Ok(bytes)))) => {
+                Next::Read(Some(Err(e))) => step = PumpStep::Failed(e),
+                Next::Read(Some(Ok(bytes))) => {
                     self.decoder.feed(&bytes, &mut events);
                     step = self.write_events(events, &mut usage).await;
                 }
-                Some(Ok(None)) => {
+                Next::Read(None) => {
                     self.decoder.finish(&mut events);
                     step = self.write_events(events, &mut usage).await;
                     if let PumpStep::Continue = step {
