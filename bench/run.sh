@@ -53,8 +53,15 @@ fi
 
 # --- llm-proxy, release build in its own target dir -------------------------------------------
 # LLM_PROXY_BIN=path skips the build. BENCH_FROM_HEAD=1 builds the committed HEAD (exported to
-# target/bench/src) instead of the working tree, which others may be editing mid-change.
-export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$ROOT/target/bench}
+# target/bench-head/src) instead of the working tree, which others may be editing mid-change.
+# The two get target dirs of their own: sharing one, cargo took the other copy's build of
+# llm-proxy-actors as fresh (it keys that build by name and version, not by where the source
+# is), so edits to actors/ were not compiled in and the old code was measured.
+if [[ ${BENCH_FROM_HEAD:-0} == 1 ]]; then
+  export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$ROOT/target/bench-head}
+else
+  export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$ROOT/target/bench}
+fi
 if [[ -z ${LLM_PROXY_BIN:-} ]]; then
   SRC=$ROOT
   if [[ ${BENCH_FROM_HEAD:-0} == 1 ]]; then

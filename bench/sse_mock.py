@@ -118,6 +118,9 @@ async def handle(reader, writer, args):
             await writer.drain()
             if close:
                 return
+    except ConnectionError:
+        # The client (or the proxy in front) went away mid-answer: nothing to report.
+        return
     finally:
         writer.close()
 
