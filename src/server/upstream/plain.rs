@@ -7,7 +7,7 @@
 //! configuration serves the worker and a connection keeps its buffers between requests
 //! (`bench/README.md`, Finding 11). HTTPS deployments stay on awc, which owns TLS.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
@@ -28,6 +28,7 @@ use actix_web::dev::Service;
 use actix_web::http::uri::{Authority, Uri};
 use actix_web::rt::net::TcpStream;
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use super::NoDelayConnector;
 use crate::providers::UpstreamRequest;
@@ -40,6 +41,11 @@ const LIFETIME: Duration = Duration::from_secs(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per upstream address; more are closed when they come back.
 const MAX_IDLE_PER_ADDRESS: usize = 1024;
+/// Connections open to one upstream address at once, in use or idle. A request past it waits
+/// (within its timeout) for one to come back or close, so a burst of clients cannot open
+/// thousands of connections to one upstream. awc's limit was 1,024 per worker for all
+/// addresses together; httpx's, under LiteLLM, is 1,000 per client.
+const MAX_OPEN_PER_ADDRESS: usize = 1024;
 
 /// One per worker: its idle connections, by upstream address, and the codec configuration
 /// every connection shares.
@@ -49,6 +55,7 @@ pub struct Pool(Rc<PoolInner>);
 struct PoolInner {
     config: ServiceConfig,
     idle_limit: Duration,
+    open_limit: usize,
     connector: NoDelayConnector,
     addresses: RefCell<Vec<Address>>,
 }
@@ -57,6 +64,7 @@ struct PoolInner {
 struct Address {
     authority: Authority,
     host: HeaderValue,
+    slots: Rc<Slots>,
     /// Oldest release first. The newest is reused first: the least likely to have been closed
     /// by an upstream with a short keep-alive (uvicorn's is 5 s); the oldest are closed once
     /// idle past [`IDLE_LIMIT`], so a burst's connections do not stay open for good.
@@ -65,8 +73,39 @@ struct Address {
 
 struct Idle {
     framed: Framed<TcpStream, ClientCodec>,
+    slot: Slot,
     created: Instant,
     released: Instant,
+}
+
+/// How many connections to one address are open, against [`MAX_OPEN_PER_ADDRESS`]; `freed`
+/// wakes a request waiting for one when a connection closes or comes back idle. Outside the
+/// address list's `RefCell`, as a [`Slot`] may drop while the list is borrowed.
+struct Slots {
+    open: Cell<usize>,
+    limit: usize,
+    freed: Notify,
+}
+
+/// One open connection's place under its address's limit, given back when the connection is
+/// dropped, wherever that happens.
+struct Slot(Rc<Slots>);
+
+impl Slots {
+    fn take(self: &Rc<Slots>) -> Option<Slot> {
+        let open = self.open.get();
+        (open < self.limit).then(|| {
+            self.open.set(open + 1);
+            Slot(Rc::clone(self))
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+        self.0.freed.notify_one();
+    }
 }
 
 /// Why an exchange failed.
@@ -125,6 +164,7 @@ pub struct Response {
 /// dropping it earlier closes the connection.
 struct BodyReader {
     framed: Framed<TcpStream, ClientPayloadCodec>,
+    slot: Slot,
     pool: Pool,
     address: Authority,
     created: Instant,
@@ -132,14 +172,15 @@ struct BodyReader {
 
 impl Pool {
     pub fn new(connector: NoDelayConnector) -> Pool {
-        Pool::with_idle_limit(connector, IDLE_LIMIT)
+        Pool::with_limits(connector, IDLE_LIMIT, MAX_OPEN_PER_ADDRESS)
     }
 
     /// Also starts the pool's sweep, on this thread's runtime; it ends when the pool drops.
-    fn with_idle_limit(connector: NoDelayConnector, idle_limit: Duration) -> Pool {
+    fn with_limits(connector: NoDelayConnector, idle_limit: Duration, open_limit: usize) -> Pool {
         let inner = Rc::new(PoolInner {
             config: ServiceConfig::default(),
             idle_limit,
+            open_limit,
             connector,
             addresses: RefCell::new(Vec::new()),
         });
@@ -148,6 +189,8 @@ impl Pool {
     }
 
     /// Send `req` on an idle connection to its address, or a new one, and read the response head.
+    /// With [`MAX_OPEN_PER_ADDRESS`] connections open to the address, waits for one to come back
+    /// or close.
     ///
     /// An upstream may close an idle connection just as it is reused (uvicorn, under vLLM, does
     /// after 5 s); such a connection fails before any byte of an answer. The request then goes
@@ -155,28 +198,47 @@ impl Pool {
     /// deployment.
     pub async fn send(&self, req: UpstreamRequest) -> Result<Response, SendError> {
         let authority = req.url.authority().ok_or(SendError::NoHost)?.clone();
-        let (idle, host) = self.checkout(&authority);
+        let (mut idle, host, slots) = self.checkout(&authority);
         let head = Rc::new(request_head(req.method, req.url, req.headers, host));
-        if let Some(idle) = idle {
-            match self
-                .exchange(idle.framed, idle.created, &authority, &head, &req.body)
-                .await
-            {
-                Err(e) if e.closed_before_answering() => {
-                    log::debug!("an idle upstream connection to {authority} was closed; sending again on a new one");
+        let mut reused_one_failed = false;
+        loop {
+            if let Some(conn) = idle.take() {
+                match self
+                    .exchange(
+                        conn.framed,
+                        conn.slot,
+                        conn.created,
+                        &authority,
+                        &head,
+                        &req.body,
+                    )
+                    .await
+                {
+                    Err(e) if e.closed_before_answering() && !reused_one_failed => {
+                        log::debug!("an idle upstream connection to {authority} was closed; sending again on a new one");
+                        reused_one_failed = true;
+                    }
+                    done => return done,
                 }
-                done => return done,
             }
+            if let Some(slot) = slots.take() {
+                let framed = self.connect(&head.uri).await?;
+                return self
+                    .exchange(framed, slot, Instant::now(), &authority, &head, &req.body)
+                    .await;
+            }
+            // At the limit: a connection that closes frees a slot, one that comes back idle can
+            // be taken (the one that failed above has closed, so this ends).
+            slots.freed.notified().await;
+            idle = self.checkout(&authority).0;
         }
-        let framed = self.connect(&head.uri).await?;
-        self.exchange(framed, Instant::now(), &authority, &head, &req.body)
-            .await
     }
 
     /// One request and its response head on one connection.
     async fn exchange(
         &self,
         framed: Framed<TcpStream, ClientCodec>,
+        slot: Slot,
         created: Instant,
         authority: &Authority,
         head: &Rc<RequestHead>,
@@ -222,12 +284,13 @@ impl Pool {
         let body = match framed.codec_ref().message_type() {
             MessageType::None => {
                 if framed.codec_ref().keep_alive() {
-                    self.checkin(authority.clone(), framed, created);
+                    self.checkin(authority.clone(), framed, slot, created);
                 }
                 None
             }
             _ => Some(BodyReader {
                 framed: framed.into_map_codec(ClientCodec::into_payload_codec),
+                slot,
                 pool: self.clone(),
                 address: authority.clone(),
                 created,
@@ -236,8 +299,9 @@ impl Pool {
         Ok(Response { head, body })
     }
 
-    /// A live idle connection to `authority`, if there is one, and the address's `Host` value.
-    fn checkout(&self, authority: &Authority) -> (Option<Idle>, HeaderValue) {
+    /// A live idle connection to `authority`, if there is one, the address's `Host` value and
+    /// its connection limit.
+    fn checkout(&self, authority: &Authority) -> (Option<Idle>, HeaderValue, Rc<Slots>) {
         let mut addresses = self.0.addresses.borrow_mut();
         let index = match addresses.iter().position(|a| a.authority == *authority) {
             Some(i) => i,
@@ -245,6 +309,11 @@ impl Pool {
                 addresses.push(Address {
                     authority: authority.clone(),
                     host: host_value(authority),
+                    slots: Rc::new(Slots {
+                        open: Cell::new(0),
+                        limit: self.0.open_limit,
+                        freed: Notify::new(),
+                    }),
                     idle: VecDeque::new(),
                 });
                 addresses.len() - 1
@@ -259,12 +328,19 @@ impl Pool {
         {
             address.idle.pop_front();
         }
-        while let Some(mut idle) = address.idle.pop_back() {
-            if now.duration_since(idle.created) <= LIFETIME && still_open(idle.framed.io_mut()) {
-                return (Some(idle), address.host.clone());
+        let found = loop {
+            match address.idle.pop_back() {
+                Some(mut idle) => {
+                    if now.duration_since(idle.created) <= LIFETIME
+                        && still_open(idle.framed.io_mut())
+                    {
+                        break Some(idle);
+                    }
+                }
+                None => break None,
             }
-        }
-        (None, address.host.clone())
+        };
+        (found, address.host.clone(), Rc::clone(&address.slots))
     }
 
     /// Back to the idle list, unless it is too old, the list is full, or the upstream sent
@@ -273,6 +349,7 @@ impl Pool {
         &self,
         authority: Authority,
         framed: Framed<TcpStream, ClientCodec>,
+        slot: Slot,
         created: Instant,
     ) {
         let now = Instant::now();
@@ -284,9 +361,12 @@ impl Pool {
             if address.idle.len() < MAX_IDLE_PER_ADDRESS {
                 address.idle.push_back(Idle {
                     framed,
+                    slot,
                     created,
                     released: now,
                 });
+                // A request waiting at the limit can take it.
+                address.slots.freed.notify_one();
             }
         }
     }
@@ -367,7 +447,8 @@ impl BodyReader {
             let framed = self
                 .framed
                 .into_map_codec(ClientPayloadCodec::into_message_codec);
-            self.pool.checkin(self.address, framed, self.created);
+            self.pool
+                .checkin(self.address, framed, self.slot, self.created);
         }
     }
 }
@@ -673,7 +754,11 @@ mod tests {
     #[actix_rt::test]
     async fn a_connection_idle_past_the_limit_is_closed_not_reused() {
         let upstream = Upstream::start(vec![keep(OK), keep(OK)]);
-        let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
+        let pool = Pool::with_limits(
+            NoDelayConnector::default(),
+            Duration::from_millis(20),
+            MAX_OPEN_PER_ADDRESS,
+        );
         assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         actix_web::rt::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
@@ -683,7 +768,11 @@ mod tests {
     #[actix_rt::test]
     async fn the_sweep_closes_idle_connections_nobody_asks_for() {
         let upstream = Upstream::start(vec![keep(OK)]);
-        let pool = Pool::with_idle_limit(NoDelayConnector::default(), Duration::from_millis(20));
+        let pool = Pool::with_limits(
+            NoDelayConnector::default(),
+            Duration::from_millis(20),
+            MAX_OPEN_PER_ADDRESS,
+        );
         assert_eq!(fetch(&pool, &upstream, "{}").await, OK_BODY);
         assert_eq!(pool.0.addresses.borrow()[0].idle.len(), 1);
         let mut swept = false;
@@ -698,6 +787,32 @@ mod tests {
             swept,
             "no request came, yet the idle connection should be gone"
         );
+    }
+
+    #[actix_rt::test]
+    async fn at_the_connection_limit_a_request_waits_for_one_to_come_back() {
+        let upstream = Upstream::start(vec![keep(OK), keep(OK), keep(OK), keep(OK)]);
+        let pool = Pool::with_limits(NoDelayConnector::default(), IDLE_LIMIT, 1);
+        // The second waits for the first's connection rather than opening another (this
+        // upstream serves one connection at a time: a second one would wait out its 5 s read).
+        let (first, second) = futures_util::future::join(
+            fetch(&pool, &upstream, "{\"n\":1}"),
+            fetch(&pool, &upstream, "{\"n\":2}"),
+        )
+        .await;
+        assert_eq!((first.as_slice(), second.as_slice()), (OK_BODY, OK_BODY));
+        assert_eq!(upstream.connections(), 1);
+        // A connection closed (its body dropped unread) frees its place for a waiting request.
+        let unread = pool.send(upstream.request("/v1", "{}")).await.unwrap();
+        let waiting = fetch(&pool, &upstream, "{}");
+        futures_util::pin_mut!(waiting);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(std::future::Future::poll(waiting.as_mut(), &mut cx).is_pending());
+        drop(unread);
+        assert_eq!(waiting.await, OK_BODY);
+        assert_eq!(upstream.connections(), 2);
+        let address = &pool.0.addresses.borrow()[0];
+        assert_eq!((address.slots.open.get(), address.idle.len()), (1, 1));
     }
 
     #[actix_rt::test]
