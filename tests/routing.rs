@@ -311,6 +311,54 @@ fn rpm_limits_are_enforced_with_a_429_and_retry_after() {
 }
 
 #[test]
+fn huge_timeouts_and_retry_afters_are_taken_as_long_ones_not_a_crash() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/a/chat/completions",
+        vec![
+            Reply::ok(completion("one", "m")),
+            Reply::ok(completion("two", "m")),
+            Reply::openai_error(429, "slow down", "rate_limit_error")
+                .with_header("retry-after", "1e30"),
+            Reply::openai_error(429, "slow down", "rate_limit_error")
+                .with_header("retry-after-ms", "1e300"),
+        ],
+    );
+    let cfg = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 0\n  cooldown_time: 1e30\n",
+        deployment(
+            "g",
+            "a",
+            &format!("{}/a", mock.base()),
+            ", cooldown_time: 1e30"
+        )
+    );
+    let proxy = Proxy::start(&cfg, &[]);
+    // Seconds past what a Duration holds (from_secs_f64 panicked on them).
+    let mut body = chat("g");
+    body["timeout"] = json!(1e30);
+    let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[]);
+    assert_eq!(res.status, 200, "{}", res.text());
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &chat("g"),
+        &[
+            ("x-litellm-timeout", "1e30"),
+            ("x-litellm-stream-timeout", "1e19"),
+        ],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    for _ in 0..2 {
+        let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
+        assert_eq!(res.status, 429, "{}", res.text());
+    }
+    // Both 429s came from the upstream (one deployment: a 429 does not cool it down), and the
+    // proxy is still up.
+    assert_eq!(mock.received().len(), 4);
+    assert_eq!(get(&proxy.url("/health/liveliness"), &[]).status, 200);
+}
+
+#[test]
 fn a_hanging_upstream_times_out_within_the_bound_and_counts_as_a_failure() {
     let mock = MockUpstream::start();
     mock.script(

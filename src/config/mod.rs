@@ -46,6 +46,19 @@ use settings::UnknownKeys;
 use std::collections::HashSet;
 use std::path::Path;
 
+/// The longest any timeout, cooldown or retry-after is taken to be: longer is forever for a
+/// proxy, while seconds past `Duration`'s range (`1e30`, say) make `from_secs_f64` panic and an
+/// `Instant` plus a few hundred billion years overflows.
+pub const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Seconds from a config value, a request or an upstream header as a duration: `None` for NaN,
+/// infinities and negatives, and anything past [`LONGEST_WAIT`] taken as that.
+pub fn seconds(s: f64) -> Option<std::time::Duration> {
+    (s.is_finite() && s >= 0.0).then(|| {
+        std::time::Duration::try_from_secs_f64(s).map_or(LONGEST_WAIT, |d| d.min(LONGEST_WAIT))
+    })
+}
+
 /// Config keys that llm-proxy reads but whose feature it does not implement yet. A key listed
 /// here that is set (not null, false or empty) gets the warning "`<key>` is not supported yet by
 /// llm-proxy; ignored". Remove a key when its feature lands.
@@ -493,6 +506,20 @@ fn make_ids_unique(deployments: &mut [DeploymentConfig], warnings: &mut Warnings
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_bounded_and_nonsense_is_none() {
+        use std::time::Duration;
+        for nonsense in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
+            assert_eq!(seconds(nonsense), None, "{nonsense}");
+        }
+        assert_eq!(seconds(0.0), Some(Duration::ZERO));
+        assert_eq!(seconds(1.5), Some(Duration::from_millis(1500)));
+        // Past Duration's range and past what an Instant can take: a year, not a panic.
+        for huge in [1e30, 1e19, 1e12, f64::MAX] {
+            assert_eq!(seconds(huge), Some(LONGEST_WAIT), "{huge}");
+        }
+    }
     use serde_json::json;
 
     fn load(yaml: &str) -> ProxyConfig {

@@ -454,15 +454,12 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .map(str::trim)
     };
     let ms = get(HeaderName::from_static("retry-after-ms")).and_then(|v| v.parse::<f64>().ok());
-    if let Some(ms) = ms {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(after) = ms.and_then(|ms| crate::config::seconds(ms / 1000.0)) {
+        return Some(after);
     }
     get(RETRY_AFTER)
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(crate::config::seconds)
 }
 
 #[cfg(test)]

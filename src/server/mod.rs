@@ -534,14 +534,15 @@ fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyEr
                 let s = v
                     .as_f64()
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .filter(|s: &f64| *s > 0.0)
+                    .and_then(crate::config::seconds)
                     .ok_or_else(|| {
                         field_error(
                             field,
                             &format!("`{field}` must be a positive number of seconds"),
                         )
                     })?;
-                Ok(Some(Duration::from_secs_f64(s)))
+                Ok(Some(s))
             }
         }
     };

@@ -263,8 +263,7 @@ impl Shared {
 
 /// Seconds from the config into a duration; nonsense (negative, NaN) is ignored.
 pub fn secs(v: Option<f64>) -> Option<Duration> {
-    v.filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
+    v.filter(|s| *s > 0.0).and_then(crate::config::seconds)
 }
 
 fn deployment_spec(d: &DeploymentConfig, default_max_parallel: Option<u32>) -> DeploymentSpec {
@@ -279,8 +278,7 @@ fn deployment_spec(d: &DeploymentConfig, default_max_parallel: Option<u32>) -> D
         .or(default_max_parallel);
     spec.cooldown_time = d
         .f64_param("cooldown_time")
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64);
+        .and_then(crate::config::seconds);
     spec.num_retries = d
         .u64_param("num_retries")
         .and_then(|n| u32::try_from(n).ok());
@@ -349,8 +347,8 @@ fn router_settings(config: &ProxyConfig) -> Result<RouterSettings, StartError> {
         content_policy: u32_of(p.content_policy_violation_error_allowed_fails),
         internal_server_error: u32_of(p.internal_server_error_allowed_fails),
     });
-    if let Some(c) = r.cooldown_time.filter(|c| c.is_finite() && *c >= 0.0) {
-        s.cooldown_time = Duration::from_secs_f64(c);
+    if let Some(c) = r.cooldown_time.and_then(crate::config::seconds) {
+        s.cooldown_time = c;
     }
     s.disable_cooldowns = r.disable_cooldowns.unwrap_or(false);
     let pick = |router: &Option<config::FallbackList>, litellm: &Option<config::FallbackList>| {
