@@ -302,6 +302,8 @@ pub(crate) fn build(
         params.insert(key.to_owned(), value);
     }
 
+    warn_unreadable_numbers(&params, &label, warnings);
+
     if !active_for_environment(&model_info, &model_name, &label, warnings) {
         return Ok(Vec::new());
     }
@@ -429,6 +431,45 @@ fn merge_credential(
             missing.push((key.clone(), m.clone()));
         }
         params.insert(key.clone(), value.clone());
+    }
+}
+
+/// The numeric `litellm_params` the proxy reads, and whether each must be a whole number.
+const NUMERIC_PARAMS: &[(&str, bool)] = &[
+    ("rpm", true),
+    ("tpm", true),
+    ("max_parallel_requests", true),
+    ("order", true),
+    ("num_retries", true),
+    ("weight", false),
+    ("timeout", false),
+    ("stream_timeout", false),
+    ("cooldown_time", false),
+    ("input_cost_per_token", false),
+    ("output_cost_per_token", false),
+];
+
+/// A numeric param the proxy cannot read (`rpm: "abc"`, `tpm: -1`, `order: 1.5`) would be left
+/// out without a word: one warning each, naming it.
+fn warn_unreadable_numbers(params: &Map<String, Value>, label: &str, warnings: &mut Warnings) {
+    for &(key, whole) in NUMERIC_PARAMS {
+        let Some(value) = params.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let (readable, expected) = if whole {
+            (
+                value_as_u64(value).is_some(),
+                "a whole number of at least 0",
+            )
+        } else {
+            (value_as_f64(value).is_some(), "a number")
+        };
+        if !readable {
+            warnings.push(format!(
+                "{label}: litellm_params.{key} is {}, not {expected}; ignored",
+                py_string(value)
+            ));
+        }
     }
 }
 

@@ -580,7 +580,11 @@ model_list:
         );
         assert_eq!(config.deployments[1].model_info["id"], json!("42"));
         assert!(config.deployments[2].is_wildcard());
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // The infinite timeout hashes like any value, and is the one param the proxy cannot use.
+        assert_eq!(
+            config.warnings,
+            ["model_list[0] (types): litellm_params.timeout is inf, not a number; ignored"]
+        );
     }
 
     #[test]
@@ -759,6 +763,31 @@ credential_list:
         let first = config.deployments[0].id.clone();
         assert_eq!(ids(&config), [first.clone(), format!("{first}-1")]);
         assert_eq!(config.warnings.len(), 1);
+    }
+
+    #[test]
+    fn numeric_params_it_cannot_read_warn_by_name() {
+        let config = load(
+            r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: x/y, rpm: "abc", tpm: -1, order: 1.5, weight: heavy, timeout: 30, max_parallel_requests: "10", num_retries: null}
+"#,
+        );
+        let label = "model_list[0] (m)";
+        assert_eq!(
+            config.warnings,
+            [
+                format!("{label}: litellm_params.rpm is abc, not a whole number of at least 0; ignored"),
+                format!("{label}: litellm_params.tpm is -1, not a whole number of at least 0; ignored"),
+                format!("{label}: litellm_params.order is 1.5, not a whole number of at least 0; ignored"),
+                format!("{label}: litellm_params.weight is heavy, not a number; ignored"),
+            ]
+        );
+        assert_eq!(
+            config.deployments[0].u64_param("max_parallel_requests"),
+            Some(10)
+        );
     }
 
     #[test]
