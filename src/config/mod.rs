@@ -506,6 +506,14 @@ fn make_ids_unique(deployments: &mut [DeploymentConfig], warnings: &mut Warnings
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn load(yaml: &str) -> ProxyConfig {
+        match ProxyConfig::load_from_str(yaml, "test.yaml") {
+            Ok(config) => config,
+            Err(err) => panic!("{err}"),
+        }
+    }
 
     #[test]
     fn seconds_are_bounded_and_nonsense_is_none() {
@@ -518,14 +526,6 @@ mod tests {
         // Past Duration's range and past what an Instant can take: a year, not a panic.
         for huge in [1e30, 1e19, 1e12, f64::MAX] {
             assert_eq!(seconds(huge), Some(LONGEST_WAIT), "{huge}");
-        }
-    }
-    use serde_json::json;
-
-    fn load(yaml: &str) -> ProxyConfig {
-        match ProxyConfig::load_from_str(yaml, "test.yaml") {
-            Ok(config) => config,
-            Err(err) => panic!("{err}"),
         }
     }
 

@@ -261,7 +261,8 @@ impl Shared {
     }
 }
 
-/// Seconds from the config into a duration; nonsense (negative, NaN) is ignored.
+/// Seconds from the config into a duration: zero and nonsense (negative, NaN, infinite) are
+/// ignored, and anything past a year is a year ([`crate::config::seconds`]).
 pub fn secs(v: Option<f64>) -> Option<Duration> {
     v.filter(|s| *s > 0.0).and_then(crate::config::seconds)
 }
