@@ -12,25 +12,18 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
 use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
-
-use tokio::sync::mpsc;
 
 use super::error::ProxyError;
 use super::state::Shared;
+pub use super::stream::StreamUsage;
+use super::stream::{sse_error_frame, sse_frame, Relay, StreamTicket, DONE_FRAME};
 use super::upstream;
 use crate::providers::mock::{self, MockOutcome};
 use crate::providers::{
-    params, Endpoint, ProviderError, RequestBody, RequestContext, StreamContext, StreamDecoder,
-    StreamEvent, UpstreamResponse, Usage,
+    params, Endpoint, ProviderError, RequestBody, RequestContext, StreamContext, StreamEvent,
+    UpstreamResponse, Usage,
 };
-
-/// How many SSE frames may wait for a slow client before the upstream read pauses.
-const STREAM_BUFFER: usize = 64;
-
-/// After `[DONE]`, how long to keep reading the upstream's tail so its connection can be reused.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A request, parsed and authorised, ready for routing.
 #[derive(Debug)]
@@ -77,27 +70,13 @@ pub struct CallMeta {
     pub stream_usage: Option<StreamUsage>,
 }
 
-/// The usage a stream reports at its end, shared between the task relaying it and whoever
-/// holds the call's [`CallMeta`].
-#[derive(Debug, Clone, Default)]
-pub struct StreamUsage(Arc<std::sync::OnceLock<Usage>>);
-
-impl StreamUsage {
-    /// `None` until the stream has finished successfully.
-    pub fn get(&self) -> Option<Usage> {
-        self.0.get().copied()
-    }
-
-    fn set(&self, usage: Usage) {
-        let _ = self.0.set(usage);
-    }
-}
-
 /// The answer for the client.
 pub enum Body {
     Json(Bytes),
-    /// SSE frames, already framed (`data: …\n\n`), ending with `data: [DONE]\n\n`.
-    Stream(mpsc::Receiver<Bytes>),
+    /// A stream known whole (a mocked one): SSE frames, ending with `data: [DONE]\n\n`.
+    Frames(Vec<Bytes>),
+    /// A live upstream stream, relayed by the response body (see [`StreamTicket`]).
+    Live(StreamTicket),
 }
 
 pub struct Dispatched {
@@ -384,20 +363,18 @@ async fn attempt_once(
         }
     }
     attempt.reservation.first_token();
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     let stream_usage = StreamUsage::default();
-    let pump = Pump {
+    let relay = Relay::new(
         reply,
         decoder,
-        reservation: attempt.reservation.clone(),
-        tx,
-        chunk_timeout: timeout,
+        attempt.reservation.clone(),
+        pending,
+        timeout,
         label,
-        usage: stream_usage.clone(),
-    };
-    actix_web::rt::spawn(pump.run(pending));
+        stream_usage.clone(),
+    );
     Ok(Answer {
-        body: Body::Stream(rx),
+        body: Body::Live(StreamTicket::park(relay)),
         api_base: adapter.api_base().map(str::to_string),
         upstream_headers: forwarded,
         upstream_duration: started.elapsed(),
@@ -484,11 +461,7 @@ fn mock_answer(outcome: MockOutcome, reservation: &Reservation) -> Result<Answer
         stream_usage: None,
     };
     let frames = |chunks: Vec<Bytes>, last: Vec<Bytes>| {
-        let (tx, rx) = mpsc::channel(chunks.len() + last.len() + 1);
-        for frame in chunks.iter().map(|c| sse_frame(c)).chain(last) {
-            let _ = tx.try_send(frame);
-        }
-        rx
+        chunks.iter().map(|c| sse_frame(c)).chain(last).collect()
     };
     match outcome {
         MockOutcome::Response { body, usage } => {
@@ -498,161 +471,20 @@ fn mock_answer(outcome: MockOutcome, reservation: &Reservation) -> Result<Answer
         MockOutcome::Stream { chunks, usage } => {
             reservation.first_token();
             reservation.succeed(usage.prompt_tokens, usage.completion_tokens);
-            let rx = frames(chunks, vec![Bytes::from_static(DONE_FRAME)]);
-            Ok(answer(Body::Stream(rx), Some(usage)))
+            let frames = frames(chunks, vec![Bytes::from_static(DONE_FRAME)]);
+            Ok(answer(Body::Frames(frames), Some(usage)))
         }
         MockOutcome::StreamError { chunks, error } if chunks.is_empty() => Err(error),
         MockOutcome::StreamError { chunks, error } => {
             reservation.first_token();
             reservation.fail(error.class, error.status, error.retry_after);
-            let rx = frames(
+            let frames = frames(
                 chunks,
                 vec![sse_error_frame(&error), Bytes::from_static(DONE_FRAME)],
             );
-            Ok(answer(Body::Stream(rx), None))
+            Ok(answer(Body::Frames(frames), None))
         }
         MockOutcome::Error(e) => Err(e),
-    }
-}
-
-const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
-
-/// `data: <json>\n\n`.
-pub fn sse_frame(json: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(json.len() + 8);
-    frame.extend_from_slice(b"data: ");
-    frame.extend_from_slice(json);
-    frame.extend_from_slice(b"\n\n");
-    Bytes::from(frame)
-}
-
-/// The error event a stream ends with when the upstream fails after the first chunk.
-pub fn sse_error_frame(e: &ProviderError) -> Bytes {
-    let body = ProxyError::Provider(e.clone()).body();
-    sse_frame(body.to_string().as_bytes())
-}
-
-/// Copies a live upstream stream to the client, chunk by chunk, and reports the outcome to the
-/// deployment when the stream ends (classified at end of stream: a stream that dies halfway is
-/// a failure).
-struct Pump {
-    reply: upstream::Reply,
-    decoder: Box<dyn StreamDecoder>,
-    reservation: Reservation,
-    tx: mpsc::Sender<Bytes>,
-    chunk_timeout: Duration,
-    label: &'static str,
-    usage: StreamUsage,
-}
-
-/// What ended a pump's wait: a read from the upstream (`None`: its body ended), the client
-/// leaving, or the chunk timeout.
-enum Next {
-    Read(Option<Result<Bytes, ProviderError>>),
-    ClientGone,
-    Idle,
-}
-
-enum PumpStep {
-    Continue,
-    Finished,
-    Failed(ProviderError),
-    ClientGone,
-}
-
-impl Pump {
-    async fn run(mut self, pending: Vec<StreamEvent>) {
-        let mut usage = Usage::default();
-        let mut step = self.write_events(pending, &mut usage).await;
-        // One timer for the whole stream, moved on before each read: a new `timeout` per chunk
-        // put an entry into tokio's timer wheel and took it out again every time.
-        let idle = actix_web::rt::time::sleep(self.chunk_timeout);
-        futures_util::pin_mut!(idle);
-        while let PumpStep::Continue = step {
-            idle.as_mut()
-                .reset(tokio::time::Instant::now() + self.chunk_timeout);
-            let next = {
-                let read = upstream::next_chunk(&mut self.reply, self.label);
-                let closed = self.tx.closed();
-                futures_util::pin_mut!(read, closed);
-                match select(read, select(closed, idle.as_mut())).await {
-                    Either::Left((read, _)) => Next::Read(read),
-                    Either::Right((Either::Left(_), _)) => Next::ClientGone,
-                    Either::Right((Either::Right(_), _)) => Next::Idle,
-                }
-            };
-            let mut events = Vec::new();
-            match next {
-                Next::ClientGone => step = PumpStep::ClientGone,
-                Next::Idle => {
-                    step = PumpStep::Failed(ProviderError::timeout(self.label, self.chunk_timeout))
-                }
-                Next::Read(Some(Err(e))) => step = PumpStep::Failed(e),
-                Next::Read(Some(Ok(bytes))) => {
-                    self.decoder.feed(&bytes, &mut events);
-                    step = self.write_events(events, &mut usage).await;
-                }
-                Next::Read(None) => {
-                    self.decoder.finish(&mut events);
-                    step = self.write_events(events, &mut usage).await;
-                    if let PumpStep::Continue = step {
-                        step = PumpStep::Failed(ProviderError::connection(
-                            self.label,
-                            "the upstream ended the stream without finishing it",
-                        ));
-                    }
-                }
-            }
-        }
-        match step {
-            PumpStep::Finished => {
-                self.reservation
-                    .succeed(usage.prompt_tokens, usage.completion_tokens);
-                self.usage.set(usage);
-                let _ = self.tx.send(Bytes::from_static(DONE_FRAME)).await;
-                drop(self.tx);
-                // Read the upstream's tail so its keep-alive connection goes back to the pool.
-                let _ = actix_web::rt::time::timeout(DRAIN_TIMEOUT, async {
-                    while let Some(Ok(_)) = upstream::next_chunk(&mut self.reply, self.label).await
-                    {
-                    }
-                })
-                .await;
-            }
-            PumpStep::Failed(e) => {
-                log::warn!(
-                    "stream from deployment {} failed after its first chunk: {}",
-                    self.reservation.deployment(),
-                    e.message
-                );
-                self.reservation.fail(e.class, e.status, e.retry_after);
-                let _ = self.tx.send(sse_error_frame(&e)).await;
-                let _ = self.tx.send(Bytes::from_static(DONE_FRAME)).await;
-            }
-            PumpStep::ClientGone => {
-                log::info!(
-                    "client went away mid-stream; cancelling the upstream call to deployment {}",
-                    self.reservation.deployment()
-                );
-            }
-            PumpStep::Continue => {}
-        }
-    }
-
-    async fn write_events(&mut self, events: Vec<StreamEvent>, usage: &mut Usage) -> PumpStep {
-        for event in events {
-            match event {
-                StreamEvent::Chunk(json) => {
-                    if self.tx.send(sse_frame(&json)).await.is_err() {
-                        return PumpStep::ClientGone;
-                    }
-                }
-                StreamEvent::Usage(u) => *usage = u,
-                StreamEvent::Error(e) => return PumpStep::Failed(e),
-                StreamEvent::Done => return PumpStep::Finished,
-            }
-        }
-        PumpStep::Continue
     }
 }
 
@@ -695,10 +527,5 @@ mod tests {
         );
         // Served from the worker's cache the second time: the same name.
         assert_eq!(forwardable_headers(&h).len(), 3);
-    }
-
-    #[test]
-    fn frames_are_sse() {
-        assert_eq!(&sse_frame(b"{}")[..], b"data: {}\n\n");
     }
 }

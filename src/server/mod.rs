@@ -24,10 +24,9 @@
 //!    for the host's logging (`res.request().extensions().get::<CallMeta>()` in a host
 //!    middleware, after the inner service answered).
 
-use std::pin::Pin;
+use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -37,14 +36,14 @@ use actix_web::http::header::{
 use actix_web::http::{Method, StatusCode};
 use actix_web::{dev, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 pub mod auth;
 pub mod dispatch;
 pub mod error;
 pub mod state;
+pub mod stream;
 pub mod upstream;
 
 use dispatch::{Body, CallMeta, Dispatch, Dispatched, HttpActor, Overrides};
@@ -258,10 +257,19 @@ async fn llm_call(
                 Body::Json(bytes) => HttpResponse::Ok()
                     .insert_header((CONTENT_TYPE, APPLICATION_JSON))
                     .body(bytes),
-                Body::Stream(rx) => HttpResponse::Ok()
-                    .insert_header((CONTENT_TYPE, TEXT_EVENT_STREAM))
-                    .insert_header((CACHE_CONTROL, NO_CACHE))
-                    .streaming(SseBody(rx)),
+                Body::Frames(frames) => sse_response().streaming(futures_util::stream::iter(
+                    frames.into_iter().map(Ok::<_, Infallible>),
+                )),
+                Body::Live(ticket) => match ticket.redeem() {
+                    Some(relay) => sse_response().streaming(relay),
+                    None => {
+                        let e = ProxyError::Internal(
+                            "a stream was answered on another worker's thread".into(),
+                        );
+                        log::error!("{e}");
+                        error_response(&e, &meta)
+                    }
+                },
             };
             add_litellm_headers(res.headers_mut(), &meta);
             req.extensions_mut().insert(meta);
@@ -618,15 +626,12 @@ fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyEr
     })
 }
 
-/// SSE frames from the attempt's pump task to the client.
-struct SseBody(mpsc::Receiver<Bytes>);
-
-impl Stream for SseBody {
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|frame| frame.map(Ok))
-    }
+/// The head of a streamed answer.
+fn sse_response() -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::Ok();
+    res.insert_header((CONTENT_TYPE, TEXT_EVENT_STREAM))
+        .insert_header((CACHE_CONTROL, NO_CACHE));
+    res
 }
 
 fn models(shared: &Shared, req: &HttpRequest) -> HttpResponse {

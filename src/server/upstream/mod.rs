@@ -5,7 +5,8 @@
 
 mod plain;
 
-use std::task::{Context, Poll};
+use std::future::poll_fn;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use actix_tls::connect::{
@@ -170,11 +171,20 @@ pub async fn next_chunk(
     reply: &mut Reply,
     provider_label: &str,
 ) -> Option<Result<Bytes, ProviderError>> {
-    let chunk = match reply {
-        Reply::Plain(r) => r.next_chunk().await,
-        Reply::Awc(r) => r.next().await,
-    };
-    chunk.map(|r| r.map_err(|e| payload_error(provider_label, &e)))
+    poll_fn(|cx| poll_chunk(reply, provider_label, cx)).await
+}
+
+/// [`next_chunk`] for a caller that polls (a response body relaying a stream).
+pub fn poll_chunk(
+    reply: &mut Reply,
+    provider_label: &str,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, ProviderError>>> {
+    let chunk = ready!(match reply {
+        Reply::Plain(r) => r.poll_chunk(cx),
+        Reply::Awc(r) => r.poll_next_unpin(cx),
+    });
+    Poll::Ready(chunk.map(|r| r.map_err(|e| payload_error(provider_label, &e))))
 }
 
 fn send_error(provider_label: &str, e: &SendRequestError) -> ProviderError {

@@ -14,7 +14,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use actix_codec::{AsyncRead, Framed, ReadBuf};
@@ -419,9 +419,19 @@ impl Response {
     /// The next piece of the body; `None` at its end. A body that ends by the upstream closing
     /// the connection ends with `None` too, as awc's does.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, PayloadError>> {
-        let reader = self.body.as_mut()?;
-        let item = poll_fn(|cx| Pin::new(&mut reader.framed).next_item(cx)).await;
-        match item {
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// [`Response::next_chunk`] for a caller that polls.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        let Some(reader) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = ready!(Pin::new(&mut reader.framed).next_item(cx));
+        Poll::Ready(match item {
             Some(Ok(Some(chunk))) => Some(Ok(chunk)),
             Some(Ok(None)) => {
                 if let Some(reader) = self.body.take() {
@@ -437,7 +447,7 @@ impl Response {
                 self.body = None;
                 None
             }
-        }
+        })
     }
 }
 
