@@ -484,7 +484,8 @@ def run_wrk(run, url, body, key, conns, seconds, cpu):
     body_file.write_text(body)
     lua = run / f"wrk-{abs(hash(body))}.lua"
     lua.write_text(WRK_LUA.format(body=body_file, key=key))
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url]
+    # wrk reads whole seconds only ("-d2.0s" is a usage error), and --seconds is a float.
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(lua), url]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu)] + argv
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
