@@ -479,6 +479,49 @@ fn a_stream_that_fails_before_its_first_chunk_is_retried() {
 }
 
 #[test]
+fn a_finished_stream_ends_at_done_and_its_upstream_connection_is_reused_after_a_late_tail() {
+    let mock = MockUpstream::start();
+    let chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}).to_string();
+    // After `[DONE]` the upstream sends a comment and its body's end only 400 ms later: the
+    // client's stream must end at `[DONE]`, and the connection still go back to the pool.
+    let tail_gap = Duration::from_millis(400);
+    mock.script(
+        "/a/chat/completions",
+        vec![Reply::Chunks {
+            status: 200,
+            content_type: "text/event-stream".into(),
+            pieces: vec![
+                (Duration::ZERO, format!("data: {chunk}\n\n").into_bytes()),
+                (Duration::ZERO, b"data: [DONE]\n\n".to_vec()),
+                (tail_gap, b": tail\n\n".to_vec()),
+            ],
+        }],
+    );
+    let cfg = format!(
+        "model_list:\n{}",
+        deployment("g", "a", &format!("{}/a", mock.base()), "")
+    );
+    let proxy = Proxy::start_with_args(&cfg, &[], &["--num_workers", "1"]);
+    let mut body = chat("g");
+    body["stream"] = json!(true);
+    for call in 0..3 {
+        let started = Instant::now();
+        let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[]);
+        let took = started.elapsed();
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.sse_data(), vec![chunk.clone(), "[DONE]".to_string()]);
+        assert!(
+            took < Duration::from_millis(300),
+            "call {call} waited for the tail: {took:?}"
+        );
+        // Let the tail arrive and be read before the next call.
+        std::thread::sleep(tail_gap + Duration::from_millis(300));
+    }
+    assert_eq!(mock.received().len(), 3);
+    assert_eq!(mock.connections(), 1, "the drained connection was reused");
+}
+
+#[test]
 fn a_stream_that_dies_midway_ends_with_an_error_event_and_done() {
     let mock = MockUpstream::start();
     let chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}).to_string();

@@ -18,8 +18,8 @@
 //!    the model and runs the router's retry/fallback loop (`llm_proxy_actors::Router::execute`);
 //!    each attempt reserves a deployment through its ModelGroup and Deployment actors and calls
 //!    the upstream on this worker's thread.
-//! 3. The answer goes back with LiteLLM's `x-litellm-*` headers; streams are copied frame by
-//!    frame from a channel the attempt's pump task fills.
+//! 3. The answer goes back with LiteLLM's `x-litellm-*` headers; a stream's response body is
+//!    its [`stream::Relay`], which reads the upstream as the client takes the frames.
 //! 4. The call's [`dispatch::CallMeta`] is left in the request's extensions, whatever the outcome,
 //!    for the host's logging (`res.request().extensions().get::<CallMeta>()` in a host
 //!    middleware, after the inner service answered).

@@ -131,18 +131,8 @@ impl Relay {
             .succeed(self.usage.prompt_tokens, self.usage.completion_tokens);
         self.stream_usage.set(self.usage);
         out.extend_from_slice(DONE_FRAME);
-        if let Some(mut reply) = self.reply.take() {
-            // Usually the tail is already read; only a tail still on its way needs a task.
-            let mut cx = Context::from_waker(Waker::noop());
-            if upstream::poll_chunk(&mut reply, self.label, &mut cx).is_pending() {
-                let label = self.label;
-                actix_web::rt::spawn(async move {
-                    let _ = actix_web::rt::time::timeout(DRAIN_TIMEOUT, async {
-                        while let Some(Ok(_)) = upstream::next_chunk(&mut reply, label).await {}
-                    })
-                    .await;
-                });
-            }
+        if let Some(reply) = self.reply.take() {
+            drain(reply, self.label);
         }
     }
 
@@ -168,6 +158,26 @@ impl Relay {
             Framed::Failed(e) => self.fail(e, out),
         }
     }
+}
+
+/// Reads what is left of an upstream body after `[DONE]`, so that its keep-alive connection goes
+/// back to the pool. Usually the tail has arrived with the last chunk; only a tail still on its
+/// way needs a task, bounded by [`DRAIN_TIMEOUT`].
+fn drain(mut reply: upstream::Reply, label: &'static str) {
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..16 {
+        match upstream::poll_chunk(&mut reply, label, &mut cx) {
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(_) => return,
+            Poll::Pending => break,
+        }
+    }
+    actix_web::rt::spawn(async move {
+        let _ = actix_web::rt::time::timeout(DRAIN_TIMEOUT, async {
+            while let Some(Ok(_)) = upstream::next_chunk(&mut reply, label).await {}
+        })
+        .await;
+    });
 }
 
 impl Stream for Relay {
