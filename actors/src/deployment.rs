@@ -33,8 +33,10 @@ const MAILBOX_CAPACITY: usize = 1024;
 
 /// How often a busy actor drains its outbox: the delay before an outcome of a request that
 /// succeeded feeds tpm and latency samples, traded for not waking the actor's thread per request
-/// (each wake-up is a context switch, and the actor shares the workers' cores).
-const COLLECT_EVERY: Duration = Duration::from_millis(1);
+/// (each wake-up is a context switch, and the actor shares the workers' cores). 10 ms rather than
+/// 1: the workers' throughput at c=64 rose ~3 % (bench/README.md, Finding 18), and a minute's
+/// token window or a latency mean does not notice 10 ms.
+const COLLECT_EVERY: Duration = Duration::from_millis(10);
 
 /// Records every outcome posted to the deployment so far, and answers once they are recorded.
 /// A post to an idle actor sends one (`do_send`) to wake it; after a failure the router awaits
