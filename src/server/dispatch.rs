@@ -302,7 +302,9 @@ async fn attempt_once(
     let started = Instant::now();
     // One deadline for the whole exchange: the head and, unless it is a stream, the body.
     let whole_body = !request.stream;
-    let (mut reply, body) = with_deadline(started, timeout, label, async {
+    // Boxed, so that the attempt's future does not carry the exchange's state, which every move
+    // of the attempt copies.
+    let exchange = Box::pin(async {
         let mut reply = upstream::send(&client, upstream_request, label).await?;
         let body = if whole_body || reply.status().as_u16() >= 400 {
             Some(upstream::read_body(&mut reply, label).await?)
@@ -310,8 +312,8 @@ async fn attempt_once(
             None
         };
         Ok((reply, body))
-    })
-    .await?;
+    });
+    let (mut reply, body) = with_deadline(started, timeout, label, exchange).await?;
     let forwarded = forwardable_headers(reply.headers());
     if let Some(body) = body {
         let response = UpstreamResponse {
