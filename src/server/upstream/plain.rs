@@ -418,11 +418,6 @@ impl Response {
 
     /// The next piece of the body; `None` at its end. A body that ends by the upstream closing
     /// the connection ends with `None` too, as awc's does.
-    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, PayloadError>> {
-        poll_fn(|cx| self.poll_chunk(cx)).await
-    }
-
-    /// [`Response::next_chunk`] for a caller that polls.
     pub fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
@@ -635,7 +630,7 @@ mod tests {
     async fn body_of(response: &mut Response) -> Vec<u8> {
         let mut body = Vec::new();
         for _ in 0..64 {
-            match response.next_chunk().await {
+            match poll_fn(|cx| response.poll_chunk(cx)).await {
                 Some(chunk) => body.extend_from_slice(&chunk.unwrap()),
                 None => return body,
             }
