@@ -22,6 +22,20 @@ fn deployment(name: &str, id: &str, base: &str, extra: &str) -> String {
     )
 }
 
+/// A config of one deployment, `a` in group `g` at `mock`'s `/a`, with `extra` appended to its
+/// `litellm_params` and, unless empty, these `router_settings` lines.
+fn one_deployment(mock: &MockUpstream, extra: &str, router_settings: &str) -> String {
+    let mut cfg = format!(
+        "model_list:\n{}",
+        deployment("g", "a", &format!("{}/a", mock.base()), extra)
+    );
+    if !router_settings.is_empty() {
+        cfg.push_str("router_settings:\n");
+        cfg.push_str(router_settings);
+    }
+    cfg
+}
+
 fn rate_limited() -> Reply {
     Reply::openai_error(429, "Rate limit reached for requests", "requests")
 }
@@ -287,10 +301,7 @@ fn a_failing_deployment_cools_down_and_comes_back() {
 fn rpm_limits_are_enforced_with_a_429_and_retry_after() {
     let mock = MockUpstream::start();
     mock.script("/a/chat/completions", vec![Reply::ok(completion("a", "m"))]);
-    let cfg = format!(
-        "model_list:\n{}router_settings:\n  num_retries: 0\n",
-        deployment("g", "a", &format!("{}/a", mock.base()), ", rpm: 3"),
-    );
+    let cfg = one_deployment(&mock, ", rpm: 3", "  num_retries: 0\n");
     let proxy = Proxy::start(&cfg, &[]);
     for i in 0..3 {
         let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
@@ -324,14 +335,10 @@ fn huge_timeouts_and_retry_afters_are_taken_as_long_ones_not_a_crash() {
                 .with_header("retry-after-ms", "1e300"),
         ],
     );
-    let cfg = format!(
-        "model_list:\n{}router_settings:\n  num_retries: 0\n  cooldown_time: 1e30\n",
-        deployment(
-            "g",
-            "a",
-            &format!("{}/a", mock.base()),
-            ", cooldown_time: 1e30"
-        )
+    let cfg = one_deployment(
+        &mock,
+        ", cooldown_time: 1e30",
+        "  num_retries: 0\n  cooldown_time: 1e30\n",
     );
     let proxy = Proxy::start(&cfg, &[]);
     // Seconds past what a Duration holds (from_secs_f64 panicked on them).
@@ -409,9 +416,10 @@ fn a_hanging_upstream_times_out_within_the_bound_and_counts_as_a_failure() {
 fn aliases_route_and_hidden_ones_are_not_listed() {
     let mock = MockUpstream::start();
     mock.script("/a/chat/completions", vec![Reply::ok(completion("a", "m"))]);
-    let cfg = format!(
-        "model_list:\n{}router_settings:\n  model_group_alias: {{\"public-alias\": \"g\", \"secret-alias\": {{\"model\": \"g\", \"hidden\": true}}}}\n",
-        deployment("g", "a", &format!("{}/a", mock.base()), ""),
+    let cfg = one_deployment(
+        &mock,
+        "",
+        "  model_group_alias: {\"public-alias\": \"g\", \"secret-alias\": {\"model\": \"g\", \"hidden\": true}}\n",
     );
     let proxy = Proxy::start(&cfg, &[]);
     let ids: Vec<String> = get(&proxy.url("/v1/models"), &[]).json()["data"]
@@ -497,10 +505,7 @@ fn a_finished_stream_ends_at_done_and_its_upstream_connection_is_reused_after_a_
             ],
         }],
     );
-    let cfg = format!(
-        "model_list:\n{}",
-        deployment("g", "a", &format!("{}/a", mock.base()), "")
-    );
+    let cfg = one_deployment(&mock, "", "");
     let proxy = Proxy::start_with_args(&cfg, &[], &["--num_workers", "1"]);
     let mut body = chat("g");
     body["stream"] = json!(true);
@@ -532,10 +537,7 @@ fn a_stream_that_dies_midway_ends_with_an_error_event_and_done() {
             pieces: vec![(Duration::ZERO, format!("data: {chunk}\n\n").into_bytes())],
         }],
     );
-    let cfg = format!(
-        "model_list:\n{}",
-        deployment("g", "a", &format!("{}/a", mock.base()), "")
-    );
+    let cfg = one_deployment(&mock, "", "");
     let proxy = Proxy::start(&cfg, &[]);
     let mut body = chat("g");
     body["stream"] = json!(true);
@@ -585,10 +587,7 @@ fn a_stream_that_stalls_after_its_first_chunk_times_out_and_keeps_its_chunks() {
             ],
         }],
     );
-    let cfg = format!(
-        "model_list:\n{}router_settings:\n  num_retries: 0\n  stream_timeout: 0.5\n",
-        deployment("g", "a", &format!("{}/a", mock.base()), "")
-    );
+    let cfg = one_deployment(&mock, "", "  num_retries: 0\n  stream_timeout: 0.5\n");
     let proxy = Proxy::start(&cfg, &[]);
     let mut body = chat("g");
     body["stream"] = json!(true);
@@ -629,15 +628,7 @@ fn a_client_that_hangs_up_frees_the_in_flight_slot() {
         "/a/chat/completions",
         vec![slow_stream, Reply::ok(completion("second", "m"))],
     );
-    let cfg = format!(
-        "model_list:\n{}router_settings:\n  num_retries: 0\n",
-        deployment(
-            "g",
-            "a",
-            &format!("{}/a", mock.base()),
-            ", max_parallel_requests: 1"
-        ),
-    );
+    let cfg = one_deployment(&mock, ", max_parallel_requests: 1", "  num_retries: 0\n");
     let proxy = Proxy::start(&cfg, &[]);
     let mut body = chat("g");
     body["stream"] = json!(true);
