@@ -297,3 +297,44 @@ model_list:
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An `https://` upstream goes through the TLS client (built at start for such a config): what
+/// reaches the upstream is a TLS handshake, and an upstream that hangs up on it is an
+/// OpenAI-shaped connection error.
+#[test]
+fn an_https_upstream_is_called_over_tls() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut socket, _)) = listener.accept() {
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut first = [0u8; 3];
+            let read = socket.read_exact(&mut first).map(|()| first);
+            let _ = tx.send(read.ok());
+        }
+    });
+    let proxy = Proxy::start(
+        &format!(
+            "model_list:\n  - model_name: secure\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: sk-test\n      api_base: https://127.0.0.1:{port}/v1\n"
+        ),
+        &[],
+    );
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "secure", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    let hello = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    // A TLS record of type handshake (22), version 3.x.
+    assert_eq!(hello.map(|b| (b[0], b[1])), Some((22, 3)));
+    assert!(res.status >= 500, "{} {}", res.status, res.text());
+    let error = &res.json()["error"];
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.get(field).is_some(), "{field} missing: {error}");
+    }
+}

@@ -101,10 +101,11 @@ pub struct HttpActor {
 
 impl HttpActor {
     pub fn new(shared: Arc<Shared>) -> HttpActor {
-        HttpActor {
-            shared,
-            client: upstream::Transport::default(),
+        let client = upstream::Transport::default();
+        if shared.may_use_tls() {
+            client.prepare_tls();
         }
+        HttpActor { shared, client }
     }
 }
 

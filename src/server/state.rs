@@ -215,6 +215,21 @@ impl Shared {
         self.deployments.get(id).cloned()
     }
 
+    /// Whether a deployment may call its upstream over TLS: it is not mocked and its api base
+    /// is not `http://` (a provider's default base is `https://`). The workers then build their
+    /// TLS connector at start instead of on the first request (see `upstream::Transport`).
+    pub fn may_use_tls(&self) -> bool {
+        self.deployments.values().any(|d| {
+            d.mock_response.is_none()
+                && d.adapter.as_ref().is_ok_and(|a| {
+                    !a.api_base().is_some_and(|base| {
+                        base.get(..7)
+                            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                    })
+                })
+        })
+    }
+
     /// The adapter for an attempt: the deployment's own, or for a wildcard the one for the
     /// model the request asked for.
     pub fn adapter(
@@ -404,6 +419,25 @@ mod tests {
 
     fn load(yaml: &str) -> ProxyConfig {
         ProxyConfig::load_from_str(yaml, "test.yaml").unwrap()
+    }
+
+    /// Only a deployment that may reach its upstream over TLS makes the workers build their TLS
+    /// connector at start.
+    #[actix_rt::test]
+    async fn tls_is_prepared_only_for_upstreams_that_may_need_it() {
+        let shared = |litellm_params: &str| {
+            let yaml = format!(
+                "model_list:\n  - model_name: m\n    litellm_params: {{{litellm_params}}}\n"
+            );
+            Shared::start(load(&yaml)).unwrap()
+        };
+        let plain = "model: openai/gpt-4o, api_key: k, api_base: 'HTTP://127.0.0.1:9/v1'";
+        assert!(!shared(plain).may_use_tls());
+        assert!(!shared("model: openai/gpt-4o, mock_response: hi").may_use_tls());
+        assert!(!shared("model: ollama/llama3").may_use_tls());
+        assert!(shared("model: openai/gpt-4o, api_key: k").may_use_tls());
+        let tls = "model: openai/gpt-4o, api_key: k, api_base: 'https://example.invalid/v1'";
+        assert!(shared(tls).may_use_tls());
     }
 
     #[test]

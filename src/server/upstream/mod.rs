@@ -5,7 +5,9 @@
 
 mod plain;
 
+use std::cell::OnceCell;
 use std::future::poll_fn;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -32,16 +34,27 @@ const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
 /// shares them.
 #[derive(Clone)]
 pub struct Transport {
-    awc: Client,
+    /// awc's OpenSSL connector reads and parses the system's CA bundle when it is built: 35-70
+    /// ms on our VMs, most of the start-up time, which a proxy of `http://` upstreams never
+    /// needs. So it is built at start only when a deployment may need it
+    /// ([`Transport::prepare_tls`]), else on the worker's first `https://` request.
+    awc: Rc<OnceCell<Client>>,
     plain: plain::Pool,
 }
 
 impl Default for Transport {
     fn default() -> Transport {
         Transport {
-            awc: awc_client(),
+            awc: Rc::default(),
             plain: plain::Pool::new(NoDelayConnector::default()),
         }
+    }
+}
+
+impl Transport {
+    /// Builds the `https://` client now rather than on the first request that needs it.
+    pub fn prepare_tls(&self) {
+        self.awc.get_or_init(awc_client);
     }
 }
 
@@ -129,7 +142,10 @@ pub async fn send(
         };
     }
     let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::POST);
-    let mut builder = transport.awc.request(method, req.url);
+    let mut builder = transport
+        .awc
+        .get_or_init(awc_client)
+        .request(method, req.url);
     let headers = builder.headers_mut();
     for (name, value) in req.headers {
         headers.insert(name, value);
