@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Uri;
 use dashmap::DashMap;
 use llm_proxy_actors::{
     Alias, AllowedFailsPolicy, Clock, DeploymentSpec, RetryPolicy, Router, RouterSettings,
@@ -13,6 +14,7 @@ use llm_proxy_actors::{
 
 use super::auth::{Authorizer, MasterKeyAuth};
 use super::dispatch::Overrides;
+use super::upstream;
 use crate::config::{self, DeploymentConfig, ProxyConfig};
 use crate::providers::params::DeploymentDefaults;
 use crate::providers::{self, ProviderAdapter, ProviderError};
@@ -222,10 +224,9 @@ impl Shared {
         self.deployments.values().any(|d| {
             d.mock_response.is_none()
                 && d.adapter.as_ref().is_ok_and(|a| {
-                    !a.api_base().is_some_and(|base| {
-                        base.get(..7)
-                            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-                    })
+                    !a.api_base()
+                        .and_then(|base| base.parse::<Uri>().ok())
+                        .is_some_and(|url| upstream::is_plain_http(&url))
                 })
         })
     }

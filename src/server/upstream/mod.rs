@@ -126,6 +126,11 @@ impl Reply {
     }
 }
 
+/// Whether a request to `url` goes through the `http://` transport ([`plain`]) rather than awc.
+pub fn is_plain_http(url: &Uri) -> bool {
+    url.scheme() == Some(&Scheme::HTTP)
+}
+
 /// Send a request and wait for the response head. Takes the request by value so its URL and
 /// headers move into the transport's request as they are: already parsed and checked by the
 /// adapter.
@@ -134,7 +139,7 @@ pub async fn send(
     req: UpstreamRequest,
     provider_label: &str,
 ) -> Result<Reply, ProviderError> {
-    if req.url.scheme() == Some(&Scheme::HTTP) {
+    if is_plain_http(&req.url) {
         return match transport.plain.send(req).await {
             Ok(response) => Ok(Reply::Plain(response)),
             Err(plain::SendError::ConnectTimeout) => Err(connect_timeout(provider_label)),
