@@ -49,6 +49,23 @@ fn body_reply(content_type: &str, body: Vec<u8>) -> Reply {
     }
 }
 
+/// A JSON fixture for a plain request; for `"stream": true` a stream fixture sent in pieces of
+/// `piece` bytes, so frames arrive cut anywhere.
+fn stream_or_json(
+    stream_type: &'static str,
+    stream: &'static str,
+    piece: usize,
+    json: &'static str,
+) -> Reply {
+    Reply::respond(move |req| {
+        if req.json()["stream"] == true {
+            Reply::chunked(stream_type, &fixture(stream), piece)
+        } else {
+            body_reply("application/json", fixture(json))
+        }
+    })
+}
+
 fn error_reply(status: u16, body: &str) -> Reply {
     Reply::Bytes {
         status,
@@ -987,17 +1004,12 @@ fn ollama_chat_speaks_api_chat_with_ndjson_streams_and_embeddings() {
     let mock = MockUpstream::start();
     mock.script(
         "/api/chat",
-        vec![Reply::respond(|req| {
-            if req.json()["stream"] == true {
-                Reply::chunked(
-                    "application/x-ndjson",
-                    &fixture("ollama/chat_stream.ndjson"),
-                    17,
-                )
-            } else {
-                body_reply("application/json", fixture("ollama/chat_response.json"))
-            }
-        })],
+        vec![stream_or_json(
+            "application/x-ndjson",
+            "ollama/chat_stream.ndjson",
+            17,
+            "ollama/chat_response.json",
+        )],
     );
     mock.script(
         "/api/embed",
@@ -1085,20 +1097,12 @@ fn huggingface_tgi_speaks_openai_chat() {
     let mock = MockUpstream::start();
     mock.script(
         "/tgi/v1/chat/completions",
-        vec![Reply::respond(|req| {
-            if req.json()["stream"] == true {
-                Reply::chunked(
-                    "text/event-stream",
-                    &fixture("huggingface/chat_stream.sse"),
-                    50,
-                )
-            } else {
-                body_reply(
-                    "application/json",
-                    fixture("huggingface/chat_response.json"),
-                )
-            }
-        })],
+        vec![stream_or_json(
+            "text/event-stream",
+            "huggingface/chat_stream.sse",
+            50,
+            "huggingface/chat_response.json",
+        )],
     );
     let proxy = Proxy::start(&hf_config(&mock), &[]);
     let res = request(

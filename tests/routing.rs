@@ -490,20 +490,16 @@ fn a_stream_that_fails_before_its_first_chunk_is_retried() {
 fn a_finished_stream_ends_at_done_and_its_upstream_connection_is_reused_after_a_late_tail() {
     let mock = MockUpstream::start();
     let chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}).to_string();
-    // After `[DONE]` the upstream sends a comment and its body's end only 400 ms later: the
-    // client's stream must end at `[DONE]`, and the connection still go back to the pool.
+    // After `[DONE]` the upstream sends one more event and its body's end only 400 ms later:
+    // the client's stream must end at `[DONE]`, and the connection still go back to the pool.
     let tail_gap = Duration::from_millis(400);
     mock.script(
         "/a/chat/completions",
-        vec![Reply::Chunks {
-            status: 200,
-            content_type: "text/event-stream".into(),
-            pieces: vec![
-                (Duration::ZERO, format!("data: {chunk}\n\n").into_bytes()),
-                (Duration::ZERO, b"data: [DONE]\n\n".to_vec()),
-                (tail_gap, b": tail\n\n".to_vec()),
-            ],
-        }],
+        vec![Reply::sse_timed(&[
+            (Duration::ZERO, &chunk),
+            (Duration::ZERO, "[DONE]"),
+            (tail_gap, "tail"),
+        ])],
     );
     let cfg = one_deployment(&mock, "", "");
     let proxy = Proxy::start_with_args(&cfg, &[], &["--num_workers", "1"]);
@@ -563,29 +559,17 @@ fn a_stream_that_stalls_after_its_first_chunk_times_out_and_keeps_its_chunks() {
         json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":text},"finish_reason":null}]}).to_string()
     };
     let (first, second, third, late) = (chunk("one"), chunk("two"), chunk("three"), chunk("late"));
+    // Each chunk within the timeout of the chunk before, not of the first: the timer moves on
+    // with every chunk.
+    let gap = Duration::from_millis(300);
     mock.script(
         "/a/chat/completions",
-        vec![Reply::Chunks {
-            status: 200,
-            content_type: "text/event-stream".into(),
-            pieces: vec![
-                (Duration::ZERO, format!("data: {first}\n\n").into_bytes()),
-                // Each within the timeout of the chunk before, not of the first: the timer moves
-                // on with every chunk.
-                (
-                    Duration::from_millis(300),
-                    format!("data: {second}\n\n").into_bytes(),
-                ),
-                (
-                    Duration::from_millis(300),
-                    format!("data: {third}\n\n").into_bytes(),
-                ),
-                (
-                    Duration::from_secs(5),
-                    format!("data: {late}\n\n").into_bytes(),
-                ),
-            ],
-        }],
+        vec![Reply::sse_timed(&[
+            (Duration::ZERO, &first),
+            (gap, &second),
+            (gap, &third),
+            (Duration::from_secs(5), &late),
+        ])],
     );
     let cfg = one_deployment(&mock, "", "  num_retries: 0\n  stream_timeout: 0.5\n");
     let proxy = Proxy::start(&cfg, &[]);
@@ -612,18 +596,7 @@ fn a_stream_that_stalls_after_its_first_chunk_times_out_and_keeps_its_chunks() {
 fn a_client_that_hangs_up_frees_the_in_flight_slot() {
     let mock = MockUpstream::start();
     let chunk = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}).to_string();
-    let slow_stream = Reply::Chunks {
-        status: 200,
-        content_type: "text/event-stream".into(),
-        pieces: (0..40)
-            .map(|_| {
-                (
-                    Duration::from_millis(100),
-                    format!("data: {chunk}\n\n").into_bytes(),
-                )
-            })
-            .collect(),
-    };
+    let slow_stream = Reply::sse(&[chunk.as_str(); 40], Duration::from_millis(100));
     mock.script(
         "/a/chat/completions",
         vec![slow_stream, Reply::ok(completion("second", "m"))],

@@ -154,12 +154,17 @@ impl Reply {
     }
     /// SSE events (each a JSON string or `[DONE]`) spaced by `gap`.
     pub fn sse(events: &[&str], gap: Duration) -> Reply {
+        let timed: Vec<(Duration, &str)> = events.iter().map(|e| (gap, *e)).collect();
+        Reply::sse_timed(&timed)
+    }
+    /// SSE events, each sent after its own delay: for streams whose timing is the point.
+    pub fn sse_timed(events: &[(Duration, &str)]) -> Reply {
         Reply::Chunks {
             status: 200,
             content_type: "text/event-stream".into(),
             pieces: events
                 .iter()
-                .map(|e| (gap, format!("data: {e}\n\n").into_bytes()))
+                .map(|(delay, e)| (*delay, format!("data: {e}\n\n").into_bytes()))
                 .collect(),
         }
     }
