@@ -179,7 +179,9 @@ async fn dispatch(
     match result {
         Ok(routed) => {
             let answer = routed.value;
-            meta.model_id = Some(routed.deployment.to_string());
+            // `String::from`, not `to_string`: an `Arc<str>`'s `Display` goes through the
+            // formatter's padding, ~500 instructions on every response.
+            meta.model_id = Some(String::from(&*routed.deployment));
             // LiteLLM names the requested group (the alias, if one was used) unless a fallback
             // group answered.
             meta.model_group = Some(if routed.attempted_fallbacks == 0 {
@@ -201,7 +203,7 @@ async fn dispatch(
             })
         }
         Err(e) => {
-            meta.model_id = e.last_deployment.as_ref().map(|d| d.to_string());
+            meta.model_id = e.last_deployment.as_deref().map(String::from);
             meta.model_group = Some(e.model_group.clone());
             meta.attempted_retries = e.attempted_retries;
             meta.attempted_fallbacks = e.attempted_fallbacks;
@@ -258,7 +260,7 @@ async fn attempt_once(
     // One wall-clock read for the attempt: `created` of translated answers and the signing time.
     let now = SystemTime::now();
     let stream_ctx = StreamContext {
-        id: format!("chatcmpl-{}", request.call_id),
+        id: ["chatcmpl-", &request.call_id].concat(),
         created: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         model: crate::providers::split_provider(model_for_upstream)
             .1
