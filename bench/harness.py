@@ -1128,7 +1128,7 @@ class Bench:
                     f"by cell (a c={c} cell each, then a c=1 cell each, the first of each round "
                     "alternating), so each round compares cells seconds apart; this VM's throughput "
                     "drifts by 10-15 % over minutes and its p99 jumps with bursts of host activity.", "",
-                    f"| round | nginx req/s | llm-proxy req/s | llm-proxy ÷ nginx | nginx CPU µs/req | llm-proxy CPU µs/req | nginx c=1 p99 µs | llm-proxy c=1 p99 µs |",
+                    "| round | nginx req/s | llm-proxy req/s | llm-proxy ÷ nginx | nginx CPU µs/req | llm-proxy CPU µs/req | nginx c=1 p99 µs | llm-proxy c=1 p99 µs |",
                     "|---|---:|---:|---:|---:|---:|---:|---:|"]
             for i, (r, ratio) in enumerate(zip(P["rounds"], P["ratios"]), 1):
                 n_, l_ = r[("nginx", c)], r[("llm-proxy", c)]
