@@ -163,31 +163,39 @@ fn string_end(bytes: &[u8], i: usize) -> Option<(usize, bool)> {
 /// The first quote, backslash or control character at or after `at`. Most strings in a request
 /// are short (keys, roles), so the first bytes are tested eight at a time in a register; a long
 /// string's rest goes to memchr's vector search.
-fn special_byte(bytes: &[u8], mut at: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+fn special_byte(bytes: &[u8], at: usize) -> Option<usize> {
     const SHORT: usize = 32;
-    let short_end = (at + SHORT).min(bytes.len());
-    while at + 8 <= short_end {
-        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().ok()?);
-        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        // A byte's high bit is set where it is a quote, a backslash or below 0x20; the lowest
-        // set bit is exact (borrows only carry upwards).
-        let found = zero_in(word ^ (ONES * u64::from(b'"')))
-            | zero_in(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+    let head = bytes.get(at..(at + SHORT).min(bytes.len()))?;
+    let mut words = head.chunks_exact(8);
+    for (n, word) in words.by_ref().enumerate() {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let found = special_in_word(word);
         if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+            return Some(at + 8 * n + (found.trailing_zeros() / 8) as usize);
         }
-        at += 8;
     }
-    let rest = bytes.get(at..)?;
+    let at = at + head.len() - words.remainder().len();
+    let rest = &bytes[at..];
     let found = memchr::memchr2(b'"', b'\\', rest);
     let scanned = &rest[..found.unwrap_or(rest.len())];
     if has_control(scanned) {
         return scanned.iter().position(|&b| b < 0x20).map(|c| at + c);
     }
     found.map(|f| at + f)
+}
+
+/// The high bit of each byte of `word` (little-endian) that is a quote, a backslash or below
+/// 0x20, exact up to the lowest one set (borrows only carry upwards). The three byte tests
+/// (`x - 0x01` where `x` is zero, `word - 0x20` where `word` is small) share one `& !word`: a
+/// quote's and a backslash's high bit is clear, so XOR with them keeps `word`'s high bits.
+fn special_in_word(word: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    (quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES) | word.wrapping_sub(ONES * 0x20))
+        & !word
+        & HIGH
 }
 
 /// Whether any byte is below 0x20, which JSON strings may not hold raw. No early exit, so the
@@ -356,6 +364,42 @@ mod tests {
             "]".repeat(MAX_DEPTH as usize)
         );
         assert_eq!(members(&fine).map(|m| m.len()), Some(1));
+    }
+
+    /// The word-at-a-time and vector searches find exactly the first quote, backslash or
+    /// control byte, wherever it falls against the 8-byte words and the 32-byte switch, among
+    /// neighbours that are not special (0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7F, high bytes).
+    #[test]
+    fn the_first_special_byte_is_found_at_every_offset() {
+        let naive = |bytes: &[u8], at: usize| {
+            bytes[at..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map(|p| at + p)
+        };
+        let fillers: [&[u8]; 3] = [b"a", b" !#[]\x7f", &[0x80, 0xc3, 0xa9, 0xff, 0x5b, 0x5d]];
+        let specials = [b'"', b'\\', 0x00, 0x01, 0x1f];
+        for filler in fillers {
+            for len in 0..80 {
+                let plain: Vec<u8> = filler.iter().copied().cycle().take(len).collect();
+                for start in 0..len.min(9) {
+                    assert_eq!(special_byte(&plain, start), None, "{plain:?} from {start}");
+                }
+                for pos in 0..len {
+                    for special in specials {
+                        let mut bytes = plain.clone();
+                        bytes[pos] = special;
+                        for start in 0..=pos.min(9) {
+                            assert_eq!(
+                                special_byte(&bytes, start),
+                                naive(&bytes, start),
+                                "{bytes:?} from {start}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Every text built from these pieces gets the same answer from the scanner and serde_json
