@@ -191,18 +191,20 @@ impl LlmProxy {
     }
 
     /// A function for `App::configure` / `Scope::configure` that mounts the OpenAI routes
-    /// ([`server::ROUTES`]) and starts the worker's HTTP actor. Call it inside the
-    /// `HttpServer::new` factory so that each worker gets its own. Under a `web::scope` every
-    /// path gets the prefix; paths under the prefix the proxy does not serve fall through to the
-    /// host (add `.default_service(web::to(llm_proxy::server::not_found))` to the scope for an
-    /// OpenAI-shaped 404).
+    /// ([`server::ROUTES`], and the path forms under [`server::MODEL_PATH_PREFIXES`]) and
+    /// starts the worker's HTTP actor. Call it inside the `HttpServer::new` factory so that each
+    /// worker gets its own. Under a `web::scope` every path gets the prefix; paths under the
+    /// prefix the proxy does not serve fall through to the host, except under the path forms'
+    /// prefixes (`/engines/`, `/openai/deployments/`, `/models/`, `/v1/models/`), which the
+    /// proxy answers with an OpenAI-shaped 404 (add
+    /// `.default_service(web::to(llm_proxy::server::not_found))` to the scope for one elsewhere).
     pub fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + 'static {
         let shared = self.shared.clone();
         move |cfg| server::configure(shared.clone(), cfg)
     }
 
     /// The proxy as a middleware for `App::wrap` (or `Scope::wrap`): it answers the paths of
-    /// [`server::ROUTES`] and passes every other request to the host's services. Call it inside
+    /// [`server::ROUTES`] and the path forms that name a model, and passes every other request to the host's services. Call it inside
     /// the `HttpServer::new` factory; each worker builds its own HTTP actor.
     pub fn middleware(&self) -> ProxyMiddleware {
         ProxyMiddleware::new(self.shared.clone())

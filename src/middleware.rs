@@ -1,6 +1,7 @@
 //! The proxy as an actix-web middleware: `App::new().wrap(proxy.middleware())`.
 //!
-//! The middleware answers the paths in [`crate::server::ROUTES`] itself (through the same
+//! The middleware answers the paths in [`crate::server::ROUTES`] and the path forms that name a
+//! model (`/engines/{model}/…`, `/openai/deployments/{model}/…`, `/models/{id}`) itself (through the same
 //! function per endpoint as the routes of [`crate::LlmProxy::configure`]) and hands every other
 //! request to the service it wraps, untouched: the host's routes, extractors, default service and
 //! inner middleware see exactly what they would without the proxy.
@@ -21,7 +22,7 @@ use actix_web::Error;
 use futures_util::future::{ready, Either, LocalBoxFuture, MapOk, Ready};
 use futures_util::TryFutureExt;
 
-use crate::server::{self, ProxyRoute, Shared, Worker};
+use crate::server::{self, Shared, Worker};
 
 /// `Transform` that mounts the proxy in front of a host's services. Made by
 /// [`crate::LlmProxy::middleware`]; each worker builds its own service (and HTTP actor) in
@@ -80,7 +81,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let Some(route) = ProxyRoute::for_path(req.match_info().unprocessed()) else {
+        let Some((route, path_model)) = server::match_path(req.match_info().unprocessed()) else {
             let into_left: fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> =
                 ServiceResponse::map_into_left_body;
             return Either::Left(self.service.call(req).map_ok(into_left));
@@ -88,7 +89,7 @@ where
         let worker = self.worker.clone();
         let (req, payload) = req.into_parts();
         Either::Right(Box::pin(async move {
-            let res = server::respond(&worker, route, &req, payload).await;
+            let res = server::respond(&worker, route, path_model, &req, payload).await;
             Ok(ServiceResponse::new(req, res).map_into_right_body())
         }))
     }

@@ -317,6 +317,29 @@ async fn the_middleware_answers_openai_paths_and_the_host_keeps_everything_else(
         "healthy"
     );
 
+    // LiteLLM's path forms: the model in the path wins over the body's, a query is ignored.
+    let res = post_url(
+        host.url("/openai/deployments/claude-3-haiku/chat/completions?api-version=2024-06-01"),
+        chat("gpt-4o"),
+        vec![],
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.header("x-litellm-model-group"), Some("claude-3-haiku"));
+    let res = get_url(host.url("/v1/models/claude-3-haiku"), vec![]).await;
+    assert_eq!(
+        res.json(),
+        json!({"id": "claude-3-haiku", "object": "model", "created": 1_677_610_602, "owned_by": "anthropic"})
+    );
+    assert_openai_error(
+        &get_url(host.url("/models/no-such-model"), vec![]).await,
+        404,
+        "not_found_error",
+    );
+    // Under those prefixes, what is not one of the forms is still the host's.
+    let res = get_url(host.url("/engines/gpt-4o/nope"), vec![]).await;
+    assert_eq!(res.text(), "host: no route for /engines/gpt-4o/nope");
+
     // Errors keep OpenAI's shape.
     let res = get_url(host.url("/v1/chat/completions"), vec![]).await;
     assert_openai_error(&res, 405, "invalid_request_error");
@@ -424,6 +447,41 @@ async fn under_a_scope_the_routes_get_the_prefix_and_keep_the_master_key() {
         401,
         "auth_error",
     );
+
+    // The path forms under the prefix: the model from the path (a slash in it escaped or not).
+    let res = post_url(
+        host.url("/llm/engines/gpt-4/chat/completions"),
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+        key(),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.header("x-litellm-model-group"), Some("gpt-4"));
+    let res = post_url(
+        host.url("/llm/openai/deployments/text-embedding-3-small/embeddings"),
+        json!({"input": "hi"}),
+        key(),
+    )
+    .await;
+    assert_eq!(res.json()["object"], "list", "{}", res.text());
+    let res = get_url(host.url("/llm/v1/models/gpt-4"), key()).await;
+    assert_eq!(
+        (res.status, res.json()["owned_by"].clone()),
+        (200, json!("openai"))
+    );
+    assert_openai_error(
+        &get_url(host.url("/llm/v1/models/gpt-4"), vec![]).await,
+        401,
+        "auth_error",
+    );
+    let res = get_url(host.url("/llm/engines/gpt-4o/nope"), key()).await;
+    assert_openai_error(&res, 404, "not_found_error");
+    let res = get_url(
+        host.url("/llm/openai/deployments/gpt-4o/chat/completions"),
+        key(),
+    )
+    .await;
+    assert_openai_error(&res, 405, "invalid_request_error");
 
     // Errors keep OpenAI's shape under the prefix.
     let res = get_url(host.url("/llm/v1/chat/completions"), key()).await;

@@ -396,6 +396,76 @@ fn bad_requests_get_openai_shaped_errors() {
 }
 
 #[test]
+fn the_path_forms_name_the_model_and_the_upstream_gets_the_same_bytes() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi", "opt-125m"))],
+    );
+    let config = format!(
+        "{}  - model_name: acme/chat\n    litellm_params:\n      model: openai/acme-7b\n      api_base: {}/v1\n      api_key: sk-acme\n",
+        config(&mock),
+        mock.base()
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let body = r#"{"model":"ignored","messages":[{"role":"user","content":"Hello"}],"user":"u1"}"#;
+    for (path, group, upstream_model) in [
+        (
+            "/openai/deployments/vllm/chat/completions?api-version=2024-06-01",
+            "vllm",
+            "facebook/opt-125m",
+        ),
+        (
+            "/engines/vllm/chat/completions",
+            "vllm",
+            "facebook/opt-125m",
+        ),
+        (
+            "/openai/deployments/acme%2Fchat/chat/completions",
+            "acme/chat",
+            "acme-7b",
+        ),
+        (
+            "/engines/acme/chat/chat/completions",
+            "acme/chat",
+            "acme-7b",
+        ),
+    ] {
+        let res = request(
+            "POST",
+            &proxy.url(path),
+            &[("content-type", "application/json")],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(res.status, 200, "{path}: {}", res.text());
+        assert_eq!(res.header("x-litellm-model-group"), Some(group), "{path}");
+        let got = mock.received_on("/v1/chat/completions");
+        let sent = String::from_utf8_lossy(&got.last().unwrap().body).into_owned();
+        let want = format!(
+            r#"{{"model":"{upstream_model}","messages":[{{"role":"user","content":"Hello"}}],"user":"u1"{}}}"#,
+            if group == "vllm" {
+                r#","temperature":0.9,"max_tokens":64"#
+            } else {
+                ""
+            }
+        );
+        assert_eq!(sent, want, "{path}");
+    }
+    let res = get(&proxy.url("/v1/models/acme%2Fchat"), &[]);
+    assert_eq!(res.json()["id"], "acme/chat", "{}", res.text());
+    assert_eq!(
+        get(&proxy.url("/models/vllm"), &[]).json()["owned_by"],
+        "openai"
+    );
+    let res = get(&proxy.url("/v1/models/nope"), &[]);
+    assert_eq!(res.status, 404);
+    assert_eq!(
+        res.json()["error"]["message"],
+        "Model 'nope' not found in router configuration"
+    );
+}
+
+#[test]
 fn model_info_masks_secrets_and_models_lists_groups() {
     let mock = MockUpstream::start();
     let proxy = Proxy::start(&config(&mock), &[]);

@@ -63,6 +63,8 @@ pub enum ProxyRoute {
     Llm(Endpoint),
     /// `GET`: the model groups.
     Models,
+    /// `GET /models/{id}`: one model group (the id comes from the path, see [`match_path`]).
+    Model,
     /// `GET`: one entry per deployment, secrets masked.
     ModelInfo,
     /// `GET`: liveness probe, public.
@@ -94,6 +96,24 @@ pub const ROUTES: &[(&str, ProxyRoute)] = &[
     ("/health/readiness", ProxyRoute::Readiness),
 ];
 
+/// Path prefixes after which the path names a model, as LiteLLM's routes
+/// `/engines/{model}/…`, `/openai/deployments/{model}/…` (Azure's form, used by Azure
+/// clients) and `/models/{id}`. `{model}` may hold slashes.
+pub const MODEL_PATH_PREFIXES: &[&str] = &[
+    "/engines/",
+    "/openai/deployments/",
+    "/models/",
+    "/v1/models/",
+];
+
+/// The endpoints of the `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, chat
+/// first: `/x/chat/completions` also ends in `/completions`.
+const MODEL_PATH_ENDPOINTS: &[(&str, Endpoint)] = &[
+    ("/chat/completions", Endpoint::ChatCompletions),
+    ("/completions", Endpoint::Completions),
+    ("/embeddings", Endpoint::Embeddings),
+];
+
 impl ProxyRoute {
     /// The route for an exact path (no prefix, no trailing slash), if the proxy answers it.
     pub fn for_path(path: &str) -> Option<ProxyRoute> {
@@ -112,6 +132,58 @@ impl ProxyRoute {
     pub fn is_public(self) -> bool {
         matches!(self, ProxyRoute::Liveliness | ProxyRoute::Readiness)
     }
+}
+
+/// The route for a path relative to the mount, and the model the path names (percent-decoded)
+/// in the forms of [`MODEL_PATH_PREFIXES`]; a model in the path wins over the body's, as in
+/// LiteLLM.
+pub(crate) fn match_path(path: &str) -> Option<(ProxyRoute, Option<String>)> {
+    if let Some(route) = ProxyRoute::for_path(path) {
+        return Some((route, None));
+    }
+    let named = |model: &str| (!model.is_empty()).then(|| percent_decoded(model));
+    if let Some(id) = ["/models/", "/v1/models/"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+    {
+        return Some((ProxyRoute::Model, Some(named(id)?)));
+    }
+    let rest = ["/engines/", "/openai/deployments/"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))?;
+    let (model, endpoint) = MODEL_PATH_ENDPOINTS
+        .iter()
+        .find_map(|(suffix, endpoint)| Some((rest.strip_suffix(suffix)?, *endpoint)))?;
+    Some((ProxyRoute::Llm(endpoint), Some(named(model)?)))
+}
+
+/// `%XX` escapes decoded (a model id with a slash may come as `%2F`); text that does not decode
+/// to UTF-8 is kept as it came.
+fn percent_decoded(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// One worker's proxy: the shared state and the worker's own HTTP actor. Built once per worker
@@ -151,17 +223,38 @@ pub fn configure(shared: Arc<Shared>, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path).to(move |req: HttpRequest, payload: web::Payload| {
                 let worker = worker.clone();
-                async move { respond(&worker, route, &req, payload.into_inner()).await }
+                async move { respond(&worker, route, None, &req, payload.into_inner()).await }
             }),
         );
+    }
+    // The forms that name a model in the path: everything under their prefixes comes here, and
+    // what is not one of them is an OpenAI-shaped 404.
+    for &prefix in MODEL_PATH_PREFIXES {
+        let worker = worker.clone();
+        cfg.service(web::resource(format!("{prefix}{{tail:.*}}")).to(
+            move |req: HttpRequest, payload: web::Payload| {
+                let worker = worker.clone();
+                async move {
+                    let tail = req.match_info().get("tail").unwrap_or_default();
+                    match match_path(&[prefix, tail].concat()) {
+                        Some((route, model)) => {
+                            respond(&worker, route, model, &req, payload.into_inner()).await
+                        }
+                        None => not_found(req).await,
+                    }
+                }
+            },
+        ));
     }
 }
 
 /// Answer one request on a proxy path. The routes of [`configure`] and the middleware both call
 /// this, so the two mount styles behave the same.
+/// `path_model` is the model the path names ([`match_path`]).
 pub(crate) async fn respond(
     worker: &Worker,
     route: ProxyRoute,
+    path_model: Option<String>,
     req: &HttpRequest,
     payload: dev::Payload,
 ) -> HttpResponse {
@@ -169,8 +262,9 @@ pub(crate) async fn respond(
         return method_not_allowed(req, route.method());
     }
     match route {
-        ProxyRoute::Llm(endpoint) => llm_call(worker, endpoint, req, payload).await,
+        ProxyRoute::Llm(endpoint) => llm_call(worker, endpoint, path_model, req, payload).await,
         ProxyRoute::Models => models(&worker.shared, req),
+        ProxyRoute::Model => model(&worker.shared, req, path_model.as_deref().unwrap_or("")),
         ProxyRoute::ModelInfo => model_info(&worker.shared, req),
         ProxyRoute::Liveliness => liveliness(),
         ProxyRoute::Readiness => readiness(),
@@ -201,6 +295,7 @@ fn method_not_allowed(req: &HttpRequest, allowed: Method) -> HttpResponse {
 async fn llm_call(
     worker: &Worker,
     endpoint: Endpoint,
+    path_model: Option<String>,
     req: &HttpRequest,
     payload: dev::Payload,
 ) -> HttpResponse {
@@ -219,7 +314,7 @@ async fn llm_call(
     let prepared = async {
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
-        parse_request(endpoint, body, req, &meta.call_id)
+        parse_request(endpoint, body, path_model, req, &meta.call_id)
     }
     .await;
     let msg = match prepared {
@@ -461,6 +556,7 @@ async fn read_body(
 fn parse_request(
     endpoint: Endpoint,
     body: Bytes,
+    path_model: Option<String>,
     req: &HttpRequest,
     call_id: &str,
 ) -> Result<Dispatch, ProxyError> {
@@ -475,7 +571,10 @@ fn parse_request(
             param: None,
         }
     })?;
-    let model = match body.value("model") {
+    let model = match path_model
+        .map(Value::String)
+        .or_else(|| body.value("model"))
+    {
         Some(Value::String(m)) if !m.is_empty() => m,
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(field_error(
@@ -634,6 +733,37 @@ fn sse_response() -> actix_web::HttpResponseBuilder {
     res
 }
 
+/// `GET /models/{id}`: a listed model group (or alias) as OpenAI's model object, `owned_by` the
+/// provider of its first deployment, as LiteLLM answers.
+fn model(shared: &Shared, req: &HttpRequest, id: &str) -> HttpResponse {
+    if let Err(e) = shared.auth.check(req) {
+        return e.error_response();
+    }
+    let listed = shared.router.model_names().iter().any(|name| name == id);
+    let first = listed
+        .then(|| shared.router.resolve(id))
+        .flatten()
+        .and_then(|resolved| {
+            shared
+                .config
+                .deployments
+                .iter()
+                .find(|d| d.model_name == resolved.group)
+        });
+    let Some(deployment) = first else {
+        return ProxyError::NotFound(format!("Model '{id}' not found in router configuration"))
+            .error_response();
+    };
+    let model = deployment.model();
+    let (prefix, rest) = crate::providers::split_provider(model);
+    let owned_by = prefix
+        .or_else(|| crate::providers::infer_provider(rest))
+        .unwrap_or("openai");
+    HttpResponse::Ok().json(
+        json!({"id": id, "object": "model", "created": MODEL_CREATED_AT, "owned_by": owned_by}),
+    )
+}
+
 fn models(shared: &Shared, req: &HttpRequest) -> HttpResponse {
     if let Err(e) = shared.auth.check(req) {
         return e.error_response();
@@ -717,9 +847,47 @@ mod tests {
         parse_request(
             endpoint,
             Bytes::copy_from_slice(body.as_bytes()),
+            None,
             &req,
             "id",
         )
+    }
+
+    #[test]
+    fn paths_that_name_a_model_are_matched_and_decoded() {
+        let llm = |e, m: &str| Some((ProxyRoute::Llm(e), Some(m.to_string())));
+        assert_eq!(
+            match_path("/v1/chat/completions"),
+            Some((ProxyRoute::Llm(Endpoint::ChatCompletions), None))
+        );
+        assert_eq!(
+            match_path("/openai/deployments/gpt-4o/chat/completions"),
+            llm(Endpoint::ChatCompletions, "gpt-4o")
+        );
+        assert_eq!(
+            match_path("/engines/azure/gpt-4o/completions"),
+            llm(Endpoint::Completions, "azure/gpt-4o")
+        );
+        assert_eq!(
+            match_path("/openai/deployments/team%2Fembed/embeddings"),
+            llm(Endpoint::Embeddings, "team/embed")
+        );
+        assert_eq!(
+            match_path("/v1/models/a%2Fb%zz"),
+            Some((ProxyRoute::Model, Some("a/b%zz".to_string())))
+        );
+        for unmatched in [
+            "/engines//chat/completions",
+            "/engines/m/chat",
+            "/openai/deployments/m",
+            "/models/",
+            "/v1/models/",
+            "/engine/m/completions",
+        ] {
+            assert_eq!(match_path(unmatched), None, "{unmatched}");
+        }
+        // An escape that is not UTF-8 leaves the text as it came.
+        assert_eq!(percent_decoded("x%FFy"), "x%FFy");
     }
 
     #[test]

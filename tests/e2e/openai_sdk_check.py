@@ -24,6 +24,9 @@ def check(name, cond, detail=""):
 models = [m.id for m in client.models.list()]
 check("models.list", "gpt-4o" in models and "gpt-3.5-turbo" in models, models)
 
+m = client.models.retrieve("claude-3-haiku")
+check("models.retrieve", m.id == "claude-3-haiku" and m.owned_by == "anthropic", m)
+
 r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 check("chat.completions.create", r.choices[0].message.content == "This is a mock answer from gpt-4o.", r)
 check("usage", r.usage.total_tokens == 30, r.usage)
@@ -56,6 +59,16 @@ try:
     check("unknown model raises", False, "no error")
 except openai.BadRequestError as err:
     check("unknown model is a 400", err.status_code == 400 and "no-such-model" in str(err), err)
+
+# Azure's client calls /openai/deployments/{model}/... with an `api-key` header.
+azure = openai.AzureOpenAI(
+    azure_endpoint=base_url.removesuffix("/v1"), api_key=api_key, api_version="2024-06-01",
+    max_retries=0, timeout=20,
+)
+r = azure.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
+check("AzureOpenAI chat", r.choices[0].message.content == "This is a mock answer from gpt-4o.", r)
+e = azure.embeddings.create(model="text-embedding-3-small", input="a")
+check("AzureOpenAI embeddings", len(e.data) == 1, e)
 
 bad = openai.OpenAI(base_url=base_url, api_key="sk-wrong-key", max_retries=0, timeout=20)
 try:
