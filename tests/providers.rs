@@ -213,6 +213,13 @@ model_list:
       model: azure/text-embedding-3-small
       api_base: {base}
       api_key: az-key-0123
+  - model_name: azure-named
+    litellm_params:
+      model: gpt-4o-west
+      custom_llm_provider: azure
+      api_base: {base}
+      api_key: az-key-0123
+      api_version: "2024-10-21"
 router_settings:
   num_retries: 0
 "#,
@@ -322,6 +329,34 @@ fn azure_ad_token_is_a_bearer_and_no_api_key_is_sent() {
     );
     assert_eq!(up.header("api-key"), None);
     assert_eq!(up.json()["model"], "gpt-4o-ad");
+}
+
+#[test]
+fn custom_llm_provider_names_the_provider_of_a_bare_model() {
+    let mock = MockUpstream::start();
+    let path = "/openai/deployments/gpt-4o-west/chat/completions";
+    mock.script(
+        path,
+        vec![body_reply(
+            "application/json",
+            fixture("azure/chat_response.json"),
+        )],
+    );
+    let proxy = Proxy::start(&azure_config(&mock), &[]);
+    let res = chat(
+        &proxy,
+        json!({"model": "azure-named", "messages": user("Hi")}),
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    let up = &mock.received_on(path)[0];
+    assert_eq!(up.target, format!("{path}?api-version=2024-10-21"));
+    assert_eq!(up.header("api-key"), Some("az-key-0123"));
+    assert_eq!(
+        String::from_utf8_lossy(&up.body),
+        r#"{"model":"gpt-4o-west","messages":[{"role":"user","content":"Hi"}]}"#
+    );
+    let model = get(&proxy.url("/v1/models/azure-named"), &[]).json();
+    assert_eq!(model["owned_by"], "azure");
 }
 
 // === Anthropic ===

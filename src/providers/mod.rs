@@ -301,7 +301,7 @@ pub fn adapter_for(
     model: &str,
     params: &Map<String, Value>,
 ) -> Result<Arc<dyn ProviderAdapter>, ProviderError> {
-    let (provider, rest) = split_provider(model);
+    let (provider, rest) = provider_of(model, params);
     match provider {
         Some("openai") | Some("custom_openai") | Some("text-completion-openai") => Ok(Arc::new(
             openai::OpenAiAdapter::new(openai::Flavor::OpenAi, rest, params)?,
@@ -392,6 +392,25 @@ const KNOWN_PREFIXES: &[&str] = &[
     "friendliai",
 ];
 
+/// The provider and the model name it is given, as LiteLLM reads them: `custom_llm_provider` in
+/// `litellm_params` names the provider (a `<provider>/` prefix on the model is then dropped,
+/// any other is part of the name); without it, a known prefix does ([`split_provider`]).
+pub fn provider_of<'a>(
+    model: &'a str,
+    params: &'a Map<String, Value>,
+) -> (Option<&'a str>, &'a str) {
+    match params.get("custom_llm_provider").and_then(Value::as_str) {
+        Some(provider) if !provider.is_empty() => (
+            Some(provider),
+            model
+                .strip_prefix(provider)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or(model),
+        ),
+        _ => split_provider(model),
+    }
+}
+
 /// Split `provider/rest` when the prefix is a provider LiteLLM knows.
 pub fn split_provider(model: &str) -> (Option<&str>, &str) {
     match model.split_once('/') {
@@ -477,6 +496,30 @@ mod tests {
             (None, "facebook/opt-125m")
         );
         assert_eq!(split_provider("gpt-4o"), (None, "gpt-4o"));
+    }
+
+    #[test]
+    fn custom_llm_provider_names_the_provider() {
+        let params = |provider: &str| match serde_json::json!({"custom_llm_provider": provider}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let azure = params("azure");
+        assert_eq!(provider_of("gpt-4o", &azure), (Some("azure"), "gpt-4o"));
+        assert_eq!(
+            provider_of("azure/gpt-4o", &azure),
+            (Some("azure"), "gpt-4o")
+        );
+        let openai = params("openai");
+        assert_eq!(
+            provider_of("facebook/opt-125m", &openai),
+            (Some("openai"), "facebook/opt-125m")
+        );
+        assert_eq!(provider_of("openaix", &openai), (Some("openai"), "openaix"));
+        assert_eq!(
+            provider_of("anthropic/claude-3", &params("")),
+            (Some("anthropic"), "claude-3")
+        );
     }
 
     #[test]

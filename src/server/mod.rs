@@ -754,8 +754,8 @@ fn model(shared: &Shared, req: &HttpRequest, id: &str) -> HttpResponse {
         return ProxyError::NotFound(format!("Model '{id}' not found in router configuration"))
             .error_response();
     };
-    let model = deployment.model();
-    let (prefix, rest) = crate::providers::split_provider(model);
+    let (prefix, rest) =
+        crate::providers::provider_of(deployment.model(), &deployment.litellm_params);
     let owned_by = prefix
         .or_else(|| crate::providers::infer_provider(rest))
         .unwrap_or("openai");
