@@ -396,6 +396,64 @@ fn bad_requests_get_openai_shaped_errors() {
 }
 
 #[test]
+fn provider_specific_params_of_a_deployment_reach_the_upstream() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi", "qwen"))],
+    );
+    let config = format!(
+        r#"
+model_list:
+  - model_name: qwen
+    litellm_params:
+      model: hosted_vllm/Qwen/Qwen3-8B
+      api_base: {}/v1
+      rpm: 100
+      ssl_verify: false
+      top_k: 20
+      extra_body: {{"chat_template_kwargs": {{"enable_thinking": false}}}}
+"#,
+        mock.base()
+    );
+    let proxy = Proxy::start(&config, &[]);
+    assert!(
+        proxy
+            .log()
+            .contains("litellm_params.ssl_verify is not supported yet by llm-proxy; ignored"),
+        "{}",
+        proxy.log()
+    );
+    let body =
+        r#"{"model":"qwen","messages":[{"role":"user","content":"Hi"}],"extra_body":{"top_k":5}}"#;
+    // The deployment's params follow the client's fields; the request's own `extra_body` comes
+    // last and wins.
+    let thinking = r#""chat_template_kwargs":{"enable_thinking":false}"#;
+    for (sent, tail) in [
+        (
+            r#"{"model":"qwen","messages":[{"role":"user","content":"Hi"}]}"#,
+            format!(r#""top_k":20,{thinking}"#),
+        ),
+        (body, format!(r#"{thinking},"top_k":5"#)),
+    ] {
+        let res = request(
+            "POST",
+            &proxy.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            Some(sent.as_bytes()),
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        let got = mock.received_on("/v1/chat/completions");
+        assert_eq!(
+            String::from_utf8_lossy(&got.last().unwrap().body),
+            format!(
+                r#"{{"model":"Qwen/Qwen3-8B","messages":[{{"role":"user","content":"Hi"}}],{tail}}}"#
+            )
+        );
+    }
+}
+
+#[test]
 fn the_path_forms_name_the_model_and_the_upstream_gets_the_same_bytes() {
     let mock = MockUpstream::start();
     mock.script(
@@ -461,7 +519,7 @@ fn the_path_forms_name_the_model_and_the_upstream_gets_the_same_bytes() {
     assert_eq!(res.status, 404);
     assert_eq!(
         res.json()["error"]["message"],
-        "Model 'nope' not found in router configuration"
+        "The model `nope` does not exist or is not accessible"
     );
 }
 

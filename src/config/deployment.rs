@@ -303,6 +303,11 @@ pub(crate) fn build(
     }
 
     warn_unreadable_numbers(&params, &label, warnings);
+    for (key, value) in &params {
+        if super::litellm_params::is_owned_but_not_acted_on(key) && !value.is_null() {
+            warnings.not_supported(&format!("{label}: litellm_params.{key}"));
+        }
+    }
 
     if !active_for_environment(&model_info, &model_name, &label, warnings) {
         return Ok(Vec::new());

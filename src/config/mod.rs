@@ -23,6 +23,7 @@ mod deployment;
 mod env;
 mod error;
 mod lenient;
+pub(crate) mod litellm_params;
 pub(crate) mod pyrepr;
 mod raw;
 mod secret;
@@ -212,7 +213,7 @@ impl Warnings {
         self.push(format!("{path}: unknown key; ignored"));
     }
 
-    fn not_supported(&mut self, path: &str) {
+    pub(crate) fn not_supported(&mut self, path: &str) {
         self.push(format!("{path} is not supported yet by llm-proxy; ignored"));
     }
 
@@ -580,10 +581,15 @@ model_list:
         );
         assert_eq!(config.deployments[1].model_info["id"], json!("42"));
         assert!(config.deployments[2].is_wildcard());
-        // The infinite timeout hashes like any value, and is the one param the proxy cannot use.
+        // The infinite timeout hashes like any value, and is the one param the proxy cannot
+        // read; `stream` and `tags` are LiteLLM's own keys the proxy does not act on.
         assert_eq!(
             config.warnings,
-            ["model_list[0] (types): litellm_params.timeout is inf, not a number; ignored"]
+            [
+                "model_list[0] (types): litellm_params.timeout is inf, not a number; ignored",
+                "model_list[0] (types): litellm_params.stream is not supported yet by llm-proxy; ignored",
+                "model_list[0] (types): litellm_params.tags is not supported yet by llm-proxy; ignored",
+            ]
         );
     }
 
@@ -656,7 +662,13 @@ model_list:
         assert_eq!(d.litellm_params["stream"], json!(true));
         assert_eq!(d.litellm_params["tags"], json!(["key-from-config"]));
         assert!(d.missing_env.is_empty());
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.warnings,
+            [
+                "model_list[0] (m): litellm_params.stream is not supported yet by llm-proxy; ignored",
+                "model_list[0] (m): litellm_params.tags is not supported yet by llm-proxy; ignored",
+            ]
+        );
         // LiteLLM resolves before exporting, so it hashes None and the literal list item.
         let mut hashed = Map::new();
         hashed.insert("model".into(), json!("openai/gpt-4o"));

@@ -88,26 +88,44 @@ pub fn is_control_field(key: &str) -> bool {
     CONTROL_FIELDS.contains(&key) || key.starts_with("litellm_") || key.starts_with("user_api_key")
 }
 
-/// What a deployment adds to every request: its OpenAI params and `extra_headers`, read out of
-/// `litellm_params` once, at start-up, instead of on every call.
+/// What a deployment adds to every request: its OpenAI params, its provider-specific params
+/// (every key that is not LiteLLM's own, see [`crate::config::litellm_params`]) and the
+/// fields of its `extra_body`, and its `extra_headers`, read out of `litellm_params` once, at
+/// start-up, instead of on every call. A request's own value wins over each.
 #[derive(Clone, Debug, Default)]
 pub struct DeploymentDefaults {
-    params: Vec<(&'static str, Value)>,
+    params: Vec<(String, Value)>,
     extra_headers: Vec<(String, String)>,
 }
 
 impl DeploymentDefaults {
     pub fn from_params(litellm_params: &Map<String, Value>) -> DeploymentDefaults {
+        let openai = OPENAI_PARAMS.iter().filter_map(|key| {
+            litellm_params
+                .get(*key)
+                .map(|v| ((*key).to_string(), v.clone()))
+        });
+        let provider_specific = litellm_params
+            .iter()
+            .filter(|(key, _)| {
+                !OPENAI_PARAMS.contains(&key.as_str())
+                    && !is_control_field(key)
+                    && !crate::config::litellm_params::is_litellm_owned(key)
+            })
+            .map(|(key, v)| (key.clone(), v.clone()));
+        let mut params: Vec<(String, Value)> = openai
+            .chain(provider_specific)
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        if let Some(Value::Object(extra)) = litellm_params.get("extra_body") {
+            for (key, v) in extra {
+                if !v.is_null() && !is_control_field(key) && !params.iter().any(|(k, _)| k == key) {
+                    params.push((key.clone(), v.clone()));
+                }
+            }
+        }
         DeploymentDefaults {
-            params: OPENAI_PARAMS
-                .iter()
-                .filter_map(|key| {
-                    litellm_params
-                        .get(*key)
-                        .filter(|v| !v.is_null())
-                        .map(|v| (*key, v.clone()))
-                })
-                .collect(),
+            params,
             extra_headers: litellm_params
                 .get("extra_headers")
                 .map(header_pairs)
@@ -126,22 +144,23 @@ pub fn prepare(body: impl IntoBody, deployment: &Map<String, Value>) -> Prepared
 /// removed. `extra_headers` come from the request if it has them, else from the deployment.
 pub fn prepare_with(body: impl IntoBody, defaults: &DeploymentDefaults) -> PreparedRequest {
     let client = body.into_body();
+    let client_extra = match client.value("extra_body") {
+        Some(Value::Object(extra)) => extra,
+        _ => Map::new(),
+    };
     let mut appended: Vec<(String, Value)> = defaults
         .params
         .iter()
-        .filter(|(key, _)| !client.contains(key))
-        .map(|(key, v)| ((*key).to_string(), v.clone()))
+        .filter(|(key, _)| !client.contains(key) && !client_extra.contains_key(key))
+        .map(|(key, v)| (key.clone(), v.clone()))
         .collect();
     let extra_headers = match client.value("extra_headers") {
         Some(v) => header_pairs(&v),
         None => defaults.extra_headers.clone(),
     };
-    if let Some(Value::Object(extra)) = client.value("extra_body") {
-        for (k, v) in extra {
-            let taken = client.contains(&k) || appended.iter().any(|(a, _)| *a == k);
-            if !taken && !is_control_field(&k) {
-                appended.push((k, v));
-            }
+    for (k, v) in client_extra {
+        if !client.contains(&k) && !is_control_field(&k) {
+            appended.push((k, v));
         }
     }
     let stream = matches!(client.get::<bool>("stream"), Some(Ok(true)));
@@ -188,6 +207,28 @@ mod tests {
             Value::Object(p.body().clone()),
             json!({"model": "m", "messages": [], "temperature": 0.1, "max_tokens": 20, "seed": 7})
         );
+    }
+
+    #[test]
+    fn provider_specific_params_and_extra_body_of_a_deployment_are_defaults_too() {
+        let dep = obj(json!({
+            "model": "hosted_vllm/m", "api_base": "http://x", "rpm": 5, "ssl_verify": false,
+            "input_cost_per_token_above_128k_tokens": 1e-6, "aws_region_name": "eu-west-1",
+            "top_k": 20, "repetition_penalty": 1.05, "temperature": 0.3, "unset": null,
+            "extra_body": {"chat_template_kwargs": {"enable_thinking": false}, "top_k": 1, "metadata": {}}
+        }));
+        let p = prepare(obj(json!({"model": "m", "messages": []})), &dep);
+        assert_eq!(
+            Value::Object(p.body().clone()),
+            json!({"model": "m", "messages": [], "temperature": 0.3, "top_k": 20,
+                   "repetition_penalty": 1.05, "chat_template_kwargs": {"enable_thinking": false}})
+        );
+        // The request's own values win, top level or in its extra_body.
+        let body =
+            obj(json!({"model": "m", "repetition_penalty": 1.0, "extra_body": {"top_k": 2}}));
+        let p = prepare(body, &dep);
+        assert_eq!(p.body()["repetition_penalty"], json!(1.0));
+        assert_eq!(p.body()["top_k"], json!(2));
     }
 
     #[test]

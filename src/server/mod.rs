@@ -751,8 +751,10 @@ fn model(shared: &Shared, req: &HttpRequest, id: &str) -> HttpResponse {
                 .find(|d| d.model_name == resolved.group)
         });
     let Some(deployment) = first else {
-        return ProxyError::NotFound(format!("Model '{id}' not found in router configuration"))
-            .error_response();
+        return ProxyError::NotFound(format!(
+            "The model `{id}` does not exist or is not accessible"
+        ))
+        .error_response();
     };
     let (prefix, rest) =
         crate::providers::provider_of(deployment.model(), &deployment.litellm_params);
