@@ -5,8 +5,9 @@
 //! OpenAI-style providers, which the SDK merges into the body). So `top_k: 20` or
 //! `chat_template_kwargs: {...}` under a vLLM deployment reach vLLM.
 
-/// LiteLLM's own `litellm_params` keys (its `all_litellm_params`, and the named arguments of
-/// `completion()` that are not request params), less the families of [`OWNED_PREFIXES`].
+/// LiteLLM's own `litellm_params` keys (its `all_litellm_params`, the named arguments of
+/// `completion()` that are not request params, and the settings a provider's handler takes out
+/// itself, such as Bedrock's `model_id`), less the families of [`OWNED_PREFIXES`].
 const OWNED: &[&str] = &[
     "acompletion",
     "additional_drop_params",
@@ -64,6 +65,7 @@ const OWNED: &[&str] = &[
     "extra_body",
     "extra_headers",
     "fallback_depth",
+    "fake_stream",
     "fallbacks",
     "fastest_response",
     "final_prompt_value",
@@ -93,6 +95,7 @@ const OWNED: &[&str] = &[
     "model_alias_map",
     "model_config",
     "model_file_id_mapping",
+    "model_id",
     "model_info",
     "model_list",
     "no-log",
