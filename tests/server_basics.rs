@@ -338,3 +338,159 @@ fn an_https_upstream_is_called_over_tls() {
         assert!(error.get(field).is_some(), "{field} missing: {error}");
     }
 }
+
+#[test]
+fn health_calls_each_deployment_with_a_tiny_request_outside_the_router() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/up/chat/completions",
+        vec![Reply::ok(completion("2", "gpt-4o"))],
+    );
+    mock.script(
+        "/down/chat/completions",
+        vec![Reply::openai_error(503, "overloaded", "server_error")],
+    );
+    mock.script(
+        "/up/embeddings",
+        vec![Reply::ok(json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1]}], "model": "e", "usage": {"prompt_tokens": 1, "total_tokens": 1}}))],
+    );
+    let config = format!(
+        r#"
+model_list:
+  - model_name: mocked
+    litellm_params:
+      model: openai/gpt-4o
+      mock_response: "hi"
+  - model_name: up
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {base}/up
+      api_key: sk-upstream-secret
+      rpm: 1
+    model_info:
+      id: up-1
+  - model_name: down
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {base}/down
+      api_key: sk-upstream-secret
+  - model_name: embed
+    litellm_params:
+      model: openai/text-embedding-3-small
+      api_base: {base}/up
+      api_key: sk-upstream-secret
+    model_info:
+      mode: embedding
+  - model_name: "*"
+    litellm_params:
+      model: "openai/*"
+      api_base: {base}/up
+      api_key: sk-upstream-secret
+  - model_name: "openai/*"
+    litellm_params:
+      model: "openai/*"
+      api_base: {base}/up
+      api_key: sk-upstream-secret
+    model_info:
+      health_check_model: openai/gpt-4o-mini
+router_settings:
+  num_retries: 0
+general_settings:
+  master_key: {STRONG_KEY}
+"#,
+        base = mock.base()
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let key = format!("Bearer {STRONG_KEY}");
+    let auth = [("authorization", key.as_str())];
+    assert_eq!(get(&proxy.url("/health"), &[]).status, 401);
+
+    let res = get(&proxy.url("/health"), &auth);
+    assert_eq!(res.status, 200, "{}", res.text());
+    let report = res.json();
+    assert_eq!(report["healthy_count"], 4, "{report}");
+    assert_eq!(report["unhealthy_count"], 2, "{report}");
+    let healthy: Vec<&str> = report["healthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        healthy,
+        [
+            "openai/gpt-4o",
+            "openai/gpt-4o",
+            "openai/text-embedding-3-small",
+            "openai/*"
+        ]
+    );
+    assert_eq!(report["healthy_endpoints"][1]["model_id"], "up-1");
+    assert_eq!(report["healthy_endpoints"][1]["rpm"], 1);
+    assert_eq!(
+        report["healthy_endpoints"][1]["api_base"],
+        format!("{}/up", mock.base())
+    );
+    let down = &report["unhealthy_endpoints"][0];
+    assert_eq!(down["exception_status"], 503, "{down}");
+    assert!(
+        down["error"].as_str().unwrap().contains("overloaded"),
+        "{down}"
+    );
+    // A wildcard has no model to call without `model_info.health_check_model`.
+    let wildcard = &report["unhealthy_endpoints"][1];
+    assert_eq!(wildcard["model"], "openai/*");
+    assert!(
+        wildcard["error"]
+            .as_str()
+            .unwrap()
+            .contains("health_check_model"),
+        "{wildcard}"
+    );
+    assert!(!res.text().contains("sk-upstream-secret"));
+
+    // The upstream got LiteLLM's tiny requests.
+    let chat = &mock.received_on("/up/chat/completions")[0];
+    assert_eq!(
+        String::from_utf8_lossy(&chat.body),
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"What's 1 + 1?"}],"max_tokens":16}"#
+    );
+    assert_eq!(
+        chat.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
+    assert!(
+        mock.received_on("/up/chat/completions")
+            .iter()
+            .any(|r| r.json()["model"] == "gpt-4o-mini"),
+        "the wildcard is checked with its health_check_model"
+    );
+    let embed = &mock.received_on("/up/embeddings")[0];
+    assert_eq!(
+        String::from_utf8_lossy(&embed.body),
+        r#"{"model":"text-embedding-3-small","input":["test"]}"#
+    );
+
+    // Checks are outside the router: the rpm: 1 deployment still takes its one request, and
+    // the failed one is not cooling down.
+    let call = |model: &str| {
+        post_json(
+            &proxy.url("/v1/chat/completions"),
+            &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            &auth,
+        )
+    };
+    assert_eq!(call("up").status, 200);
+    assert_eq!(call("down").status, 503);
+
+    // One group or one deployment.
+    let res = get(&proxy.url("/health?model=down"), &auth).json();
+    assert_eq!(
+        (res["healthy_count"].clone(), res["unhealthy_count"].clone()),
+        (json!(0), json!(1))
+    );
+    let res = get(&proxy.url("/health?model_id=up-1"), &auth).json();
+    assert_eq!(res["healthy_endpoints"][0]["model_id"], "up-1", "{res}");
+    let res = get(&proxy.url("/health?model=nope"), &auth).json();
+    assert_eq!(res["healthy_count"], 0);
+}

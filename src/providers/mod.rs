@@ -29,7 +29,7 @@ pub mod params;
 pub mod prompt_template;
 pub mod sse;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use body::RequestBody;
 pub use error::ProviderError;

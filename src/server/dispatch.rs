@@ -15,14 +15,15 @@ use bytes::Bytes;
 use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
 
 use super::error::ProxyError;
+use super::health::{self, HealthCheck, HealthReport};
 use super::state::Shared;
 pub use super::stream::StreamUsage;
 use super::stream::{sse_error_frame, sse_frame, Relay, StreamTicket, DONE_FRAME};
 use super::upstream;
 use crate::providers::mock::{self, MockOutcome};
 use crate::providers::{
-    params, Endpoint, ProviderError, RequestBody, RequestContext, StreamContext, StreamEvent,
-    UpstreamResponse, Usage,
+    params, Endpoint, ParsedResponse, ProviderAdapter, ProviderError, RequestBody, RequestContext,
+    StreamContext, StreamEvent, UpstreamRequest, UpstreamResponse, Usage,
 };
 
 /// A request, parsed and authorised, ready for routing.
@@ -120,6 +121,18 @@ impl Handler<Dispatch> for HttpActor {
         let shared = self.shared.clone();
         let client = self.client.clone();
         Box::pin(dispatch(shared, client, msg))
+    }
+}
+
+impl Handler<HealthCheck> for HttpActor {
+    type Result = ResponseFuture<HealthReport>;
+
+    fn handle(&mut self, msg: HealthCheck, _: &mut Self::Context) -> Self::Result {
+        Box::pin(health::check(
+            self.shared.clone(),
+            self.client.clone(),
+            msg.deployments,
+        ))
     }
 }
 
@@ -247,91 +260,35 @@ async fn attempt_once(
     request: Rc<Dispatch>,
     attempt: Attempt,
 ) -> Result<Answer, ProviderError> {
-    let Some(deployment) = shared.deployment(&attempt.deployment) else {
-        return Err(ProviderError::invalid_config(format!(
-            "deployment {} is not known to this proxy",
-            attempt.deployment
-        )));
+    let call = match prepare_call(
+        &shared,
+        &request,
+        &attempt.deployment,
+        attempt.upstream_model.as_deref(),
+    )? {
+        Prepared::Mock(outcome) => return mock_answer(outcome, &attempt.reservation),
+        Prepared::Upstream(call) => call,
     };
-    let model_for_upstream = attempt
-        .upstream_model
-        .as_deref()
-        .unwrap_or(&deployment.model);
-    // One wall-clock read for the attempt: `created` of translated answers and the signing time.
-    let now = SystemTime::now();
-    let stream_ctx = StreamContext {
-        id: ["chatcmpl-", &request.call_id].concat(),
-        created: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        model: crate::providers::split_provider(model_for_upstream)
-            .1
-            .to_string(),
-        include_usage: false,
-    };
-    // The request's own value wins, even a null one (as LiteLLM's kwargs override the
-    // deployment's params).
-    let mock = match request.body.value("mock_response") {
-        Some(v) => Some(v).filter(|v| !v.is_null()),
-        None => deployment.mock_response.clone(),
-    };
-    let mut prepared = params::prepare_with(request.body.clone(), &deployment.defaults);
-    let stream_ctx = StreamContext {
-        include_usage: prepared.include_usage,
-        ..stream_ctx
-    };
-    if let Some(mock) = mock {
-        return mock_answer(
-            mock::respond(
-                request.endpoint,
-                &mock,
-                model_for_upstream,
-                &prepared,
-                &stream_ctx.id,
-                stream_ctx.created,
-            ),
-            &attempt.reservation,
-        );
-    }
-    if let Some(var) = deployment.config.missing_env.first() {
-        return Err(ProviderError::missing_env(var, deployment.config.model()));
-    }
-    let adapter = shared.adapter(&deployment, attempt.upstream_model.as_deref())?;
-    let drop_params =
-        request.overrides.drop_params.unwrap_or(shared.drop_params) || deployment.drop_params;
-    let ctx = RequestContext { now, drop_params };
-    prepared.stream = request.stream;
-    let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
-    let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
+    let UpstreamCall {
+        adapter,
+        request: upstream_request,
+        timeout,
+        stream_ctx,
+    } = *call;
     let label = adapter.label();
     let started = Instant::now();
-    // One deadline for the whole exchange: the head and, unless it is a stream, the body.
-    let whole_body = !request.stream;
-    // Boxed, so that the attempt's future does not carry the exchange's state, which every move
-    // of the attempt copies.
-    let exchange = Box::pin(async {
-        let mut reply = upstream::send(&client, upstream_request, label).await?;
-        let body = if whole_body || reply.status().as_u16() >= 400 {
-            Some(upstream::read_body(&mut reply, label).await?)
-        } else {
-            None
-        };
-        Ok((reply, body))
-    });
-    let (mut reply, body) = with_deadline(started, timeout, label, exchange).await?;
+    let (mut reply, body) = exchange(
+        &client,
+        upstream_request,
+        label,
+        request.stream,
+        started,
+        timeout,
+    )
+    .await?;
     let forwarded = forwardable_headers(reply.headers());
     if let Some(body) = body {
-        let response = UpstreamResponse {
-            status: reply.status().as_u16(),
-            headers: reply.headers(),
-            body: &body,
-        };
-        if response.status >= 400 {
-            let mut e = adapter.parse_error(&response);
-            if e.retry_after.is_none() {
-                e.retry_after = crate::providers::retry_after(response.headers);
-            }
-            return Err(e);
-        }
-        let parsed = adapter.parse_response(request.endpoint, &response, &stream_ctx)?;
+        let parsed = read_answer(&*adapter, request.endpoint, &reply, &body, &stream_ctx)?;
         let usage = parsed.usage.unwrap_or_default();
         attempt
             .reservation
@@ -393,6 +350,126 @@ async fn attempt_once(
         usage: None,
         stream_usage: Some(stream_usage),
     })
+}
+
+/// A call made ready for one deployment: its mocked answer, or the request for its upstream.
+pub(crate) enum Prepared {
+    Mock(MockOutcome),
+    /// Boxed: the request and its context are large, and this value is moved on every call.
+    Upstream(Box<UpstreamCall>),
+}
+
+/// The request for an upstream, with what reading its answer needs.
+pub(crate) struct UpstreamCall {
+    pub(crate) adapter: Arc<dyn ProviderAdapter>,
+    pub(crate) request: UpstreamRequest,
+    pub(crate) timeout: Duration,
+    pub(crate) stream_ctx: StreamContext,
+}
+
+/// The deployment's defaults merged into the request, then its `mock_response`, or its
+/// adapter's request for the upstream. `upstream_model` is a wildcard's resolved model.
+pub(crate) fn prepare_call(
+    shared: &Shared,
+    request: &Dispatch,
+    deployment_id: &str,
+    upstream_model: Option<&str>,
+) -> Result<Prepared, ProviderError> {
+    let Some(deployment) = shared.deployment(deployment_id) else {
+        return Err(ProviderError::invalid_config(format!(
+            "deployment {deployment_id} is not known to this proxy"
+        )));
+    };
+    let model_for_upstream = upstream_model.unwrap_or(&deployment.model);
+    // One wall-clock read for the attempt: `created` of translated answers and the signing time.
+    let now = SystemTime::now();
+    // The request's own value wins, even a null one (as LiteLLM's kwargs override the
+    // deployment's params).
+    let mock = match request.body.value("mock_response") {
+        Some(v) => Some(v).filter(|v| !v.is_null()),
+        None => deployment.mock_response.clone(),
+    };
+    let mut prepared = params::prepare_with(request.body.clone(), &deployment.defaults);
+    let stream_ctx = StreamContext {
+        id: ["chatcmpl-", &request.call_id].concat(),
+        created: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: crate::providers::split_provider(model_for_upstream)
+            .1
+            .to_string(),
+        include_usage: prepared.include_usage,
+    };
+    if let Some(mock) = mock {
+        return Ok(Prepared::Mock(mock::respond(
+            request.endpoint,
+            &mock,
+            model_for_upstream,
+            &prepared,
+            &stream_ctx.id,
+            stream_ctx.created,
+        )));
+    }
+    if let Some(var) = deployment.config.missing_env.first() {
+        return Err(ProviderError::missing_env(var, deployment.config.model()));
+    }
+    let adapter = shared.adapter(&deployment, upstream_model)?;
+    let drop_params =
+        request.overrides.drop_params.unwrap_or(shared.drop_params) || deployment.drop_params;
+    let ctx = RequestContext { now, drop_params };
+    prepared.stream = request.stream;
+    let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
+    Ok(Prepared::Upstream(Box::new(UpstreamCall {
+        timeout: shared.timeout_for(&deployment, &request.overrides, request.stream),
+        adapter,
+        request: upstream_request,
+        stream_ctx,
+    })))
+}
+
+/// Sends the request and reads the answer's body (unless it is a stream that started well),
+/// all under one deadline counted from `started`.
+pub(crate) async fn exchange(
+    client: &upstream::Transport,
+    request: UpstreamRequest,
+    label: &str,
+    stream: bool,
+    started: Instant,
+    timeout: Duration,
+) -> Result<(upstream::Reply, Option<Bytes>), ProviderError> {
+    // Boxed, so that the attempt's future does not carry the exchange's state, which every move
+    // of the attempt copies.
+    let exchange = Box::pin(async {
+        let mut reply = upstream::send(client, request, label).await?;
+        let body = if !stream || reply.status().as_u16() >= 400 {
+            Some(upstream::read_body(&mut reply, label).await?)
+        } else {
+            None
+        };
+        Ok((reply, body))
+    });
+    with_deadline(started, timeout, label, exchange).await
+}
+
+/// A whole answer: the adapter's error for a failure status, else the answer in OpenAI's shape.
+pub(crate) fn read_answer(
+    adapter: &dyn ProviderAdapter,
+    endpoint: Endpoint,
+    reply: &upstream::Reply,
+    body: &Bytes,
+    stream_ctx: &StreamContext,
+) -> Result<ParsedResponse, ProviderError> {
+    let response = UpstreamResponse {
+        status: reply.status().as_u16(),
+        headers: reply.headers(),
+        body,
+    };
+    if response.status >= 400 {
+        let mut e = adapter.parse_error(&response);
+        if e.retry_after.is_none() {
+            e.retry_after = crate::providers::retry_after(response.headers);
+        }
+        return Err(e);
+    }
+    adapter.parse_response(endpoint, &response, stream_ctx)
 }
 
 async fn with_timeout<T>(

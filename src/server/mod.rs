@@ -42,6 +42,7 @@ use serde_json::{json, Value};
 pub mod auth;
 pub mod dispatch;
 pub mod error;
+pub mod health;
 pub mod state;
 pub mod stream;
 pub mod upstream;
@@ -67,6 +68,8 @@ pub enum ProxyRoute {
     Model,
     /// `GET`: one entry per deployment, secrets masked.
     ModelInfo,
+    /// `GET`: every deployment (or `?model=` / `?model_id=`) called with a tiny request.
+    Health,
     /// `GET`: liveness probe, public.
     Liveliness,
     /// `GET`: readiness probe, public.
@@ -91,6 +94,7 @@ pub const ROUTES: &[(&str, ProxyRoute)] = &[
     ("/v1/models", ProxyRoute::Models),
     ("/model/info", ProxyRoute::ModelInfo),
     ("/v1/model/info", ProxyRoute::ModelInfo),
+    ("/health", ProxyRoute::Health),
     ("/health/liveliness", ProxyRoute::Liveliness),
     ("/health/liveness", ProxyRoute::Liveliness),
     ("/health/readiness", ProxyRoute::Readiness),
@@ -266,6 +270,7 @@ pub(crate) async fn respond(
         ProxyRoute::Models => models(&worker.shared, req),
         ProxyRoute::Model => model(&worker.shared, req, path_model.as_deref().unwrap_or("")),
         ProxyRoute::ModelInfo => model_info(&worker.shared, req),
+        ProxyRoute::Health => health(worker, req).await,
         ProxyRoute::Liveliness => liveliness(),
         ProxyRoute::Readiness => readiness(),
     }
@@ -822,6 +827,53 @@ fn model_info(shared: &Shared, req: &HttpRequest) -> HttpResponse {
     }
     let data: Vec<Value> = data.into_iter().map(|(_, v)| v).collect();
     HttpResponse::Ok().json(json!({"data": data}))
+}
+
+/// `GET /health`: the deployments of `?model=` (a group or alias), of `?model_id=`, or all of
+/// them, checked by this worker's HTTP actor ([`health`]).
+async fn health(worker: &Worker, req: &HttpRequest) -> HttpResponse {
+    let shared = &worker.shared;
+    if let Err(e) = shared.auth.check(req) {
+        return e.error_response();
+    }
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .unwrap_or_default();
+    let deployments = &shared.config.deployments;
+    let ids: Vec<String> = if let Some(id) = query.get("model_id") {
+        deployments
+            .iter()
+            .filter(|d| &d.id == id)
+            .map(|d| d.id.clone())
+            .collect()
+    } else if let Some(model) = query.get("model") {
+        match shared.router.resolve(model) {
+            Some(resolved) => deployments
+                .iter()
+                .filter(|d| match &resolved.pinned {
+                    Some(pinned) => *d.id == **pinned,
+                    None => d.model_name == resolved.group,
+                })
+                .map(|d| d.id.clone())
+                .collect(),
+            None => Vec::new(),
+        }
+    } else {
+        deployments.iter().map(|d| d.id.clone()).collect()
+    };
+    match worker
+        .http
+        .send(health::HealthCheck { deployments: ids })
+        .await
+    {
+        Ok(report) => HttpResponse::Ok().json(report.to_json()),
+        Err(e) => {
+            let e = ProxyError::Internal(format!("the worker's HTTP actor is unavailable: {e}"));
+            log::error!("{e}");
+            e.error_response()
+        }
+    }
 }
 
 fn liveliness() -> HttpResponse {
