@@ -12,7 +12,7 @@ use actix::Message;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::dispatch::{self, Dispatch, Overrides, Prepared, UpstreamCall};
+use super::dispatch::{self, Dispatch, Overrides, Prepared};
 use super::state::Shared;
 use super::upstream;
 use crate::providers::mock::MockOutcome;
@@ -174,24 +174,20 @@ async fn probe(
         Prepared::Mock(MockOutcome::StreamError { error, .. }) => Err(error),
         Prepared::Mock(_) => Ok(()),
         Prepared::Upstream(call) => {
-            let UpstreamCall {
-                adapter,
-                request: upstream_request,
-                timeout,
-                stream_ctx,
-            } = *call;
-            let label = adapter.label();
+            let call = *call;
+            let label = call.adapter.label();
             let (reply, body) = dispatch::exchange(
                 client,
-                upstream_request,
+                call.request,
                 label,
                 false,
                 Instant::now(),
-                timeout,
+                call.timeout,
             )
             .await?;
             let body = body.unwrap_or_default();
-            dispatch::read_answer(&*adapter, endpoint, &reply, &body, &stream_ctx).map(|_| ())
+            dispatch::read_answer(&*call.adapter, endpoint, &reply, &body, &call.stream_ctx)
+                .map(|_| ())
         }
     }
 }
