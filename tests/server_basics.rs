@@ -494,3 +494,29 @@ general_settings:
     let res = get(&proxy.url("/health?model=nope"), &auth).json();
     assert_eq!(res["healthy_count"], 0);
 }
+
+#[test]
+fn completion_model_forces_the_model_and_health_details_can_be_turned_off() {
+    let config = format!(
+        "{}general_settings:\n  completion_model: claude-3-haiku\n  health_check_details: false\n",
+        bundled_config()
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.header("x-litellm-model-group"), Some("claude-3-haiku"));
+    assert_eq!(
+        res.json()["choices"][0]["message"]["content"],
+        "This is a mock answer from claude-3-haiku."
+    );
+    let report = get(&proxy.url("/health"), &[]).json();
+    assert_eq!(report["healthy_count"], 5, "{report}");
+    assert_eq!(
+        report["healthy_endpoints"][0],
+        json!({"model": "openai/gpt-3.5-turbo"})
+    );
+}

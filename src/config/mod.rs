@@ -84,6 +84,9 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.cache",
     "litellm_settings.cache_params",
     "litellm_settings.json_logs",
+    "litellm_settings.set_verbose",
+    "litellm_settings.model_alias_map",
+    "litellm_settings.modify_params",
     // general_settings
     "general_settings.alerting",
     "general_settings.alerting_threshold",
@@ -94,6 +97,10 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.database_connection_pool_timeout",
     "general_settings.background_health_checks",
     "general_settings.health_check_interval",
+    "general_settings.allow_client_side_credentials",
+    "general_settings.forward_client_headers_to_llm_api",
+    "general_settings.forward_openai_org_id",
+    "general_settings.max_response_size_mb",
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",
     "general_settings.allowed_ips",
@@ -108,6 +115,12 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "router_settings.cache_kwargs",
     "router_settings.caching_groups",
     "router_settings.polling_interval",
+    "router_settings.enable_pre_call_checks",
+    "router_settings.optional_pre_call_checks",
+    "router_settings.default_litellm_params",
+    "router_settings.client_ttl",
+    "router_settings.set_verbose",
+    "router_settings.debug_level",
     "router_settings.default_priority",
     "router_settings.enable_tag_filtering",
     "router_settings.tag_filtering_match_any",
@@ -840,6 +853,36 @@ mystery_section: {}
         );
         assert_eq!(config.litellm_settings.drop_params, Some(true));
         assert!(config.general_settings.master_key.is_none());
+    }
+
+    #[test]
+    fn settings_parsed_but_not_acted_on_are_warned_about_and_acted_on_ones_are_not() {
+        let config = load(
+            r#"
+model_list: []
+litellm_settings:
+  set_verbose: true
+  modify_params: false
+router_settings:
+  enable_pre_call_checks: true
+  client_ttl: 3600
+general_settings:
+  completion_model: gpt-4o
+  health_check_details: false
+  forward_openai_org_id: true
+  allow_client_side_credentials: true
+"#,
+        );
+        assert_eq!(
+            config.warnings,
+            [
+                "router_settings.enable_pre_call_checks is not supported yet by llm-proxy; ignored",
+                "router_settings.client_ttl is not supported yet by llm-proxy; ignored",
+                "litellm_settings.set_verbose is not supported yet by llm-proxy; ignored",
+                "general_settings.forward_openai_org_id is not supported yet by llm-proxy; ignored",
+                "general_settings.allow_client_side_credentials is not supported yet by llm-proxy; ignored",
+            ]
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub async fn check(
     client: upstream::Transport,
     deployments: Vec<String>,
 ) -> HealthReport {
+    // `general_settings.health_check_details: false` shows the model alone.
+    let details = shared.config.general_settings.health_check_details != Some(false);
     let probes = deployments.iter().map(|id| probe(&shared, &client, id));
     let outcomes = futures_util::future::join_all(probes).await;
     let mut report = HealthReport::default();
@@ -82,11 +84,18 @@ pub async fn check(
         let Some(deployment) = shared.deployment(id) else {
             continue;
         };
-        let mut shown = shown_params(
-            &deployment.config.litellm_params,
-            &deployment.config.model_info,
-        );
-        shown.insert("model_id".into(), Value::String(id.clone()));
+        let mut shown = if details {
+            let mut shown = shown_params(
+                &deployment.config.litellm_params,
+                &deployment.config.model_info,
+            );
+            shown.insert("model_id".into(), Value::String(id.clone()));
+            shown
+        } else {
+            let mut shown = Map::new();
+            shown.insert("model".into(), Value::String(deployment.model.clone()));
+            shown
+        };
         match outcome {
             Ok(()) => report.healthy.push(Value::Object(shown)),
             Err(e) => {
@@ -96,8 +105,10 @@ pub async fn check(
                     id,
                     e.message
                 );
-                shown.insert("exception_status".into(), Value::from(e.status));
-                shown.insert("error".into(), Value::String(e.message));
+                if details {
+                    shown.insert("exception_status".into(), Value::from(e.status));
+                    shown.insert("error".into(), Value::String(e.message));
+                }
                 report.unhealthy.push(Value::Object(shown));
             }
         }

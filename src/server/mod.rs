@@ -254,7 +254,7 @@ pub fn configure(shared: Arc<Shared>, cfg: &mut web::ServiceConfig) {
 
 /// Answer one request on a proxy path. The routes of [`configure`] and the middleware both call
 /// this, so the two mount styles behave the same.
-/// `path_model` is the model the path names ([`match_path`]).
+/// `path_model` is the model the path names ([`match_path`]); `completion_model` wins over it.
 pub(crate) async fn respond(
     worker: &Worker,
     route: ProxyRoute,
@@ -316,10 +316,18 @@ async fn llm_call(
         call_id,
         ..CallMeta::default()
     };
+    // LiteLLM's precedence: `general_settings.completion_model`, then the path's, then the body's.
+    let forced_model = shared
+        .config
+        .general_settings
+        .completion_model
+        .clone()
+        .filter(|m| !m.is_empty())
+        .or(path_model);
     let prepared = async {
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
-        parse_request(endpoint, body, path_model, req, &meta.call_id)
+        parse_request(endpoint, body, forced_model, req, &meta.call_id)
     }
     .await;
     let msg = match prepared {
