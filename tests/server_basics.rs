@@ -450,7 +450,12 @@ general_settings:
     assert!(!res.text().contains("sk-upstream-secret"));
 
     // The upstream got LiteLLM's tiny requests.
-    let chat = &mock.received_on("/up/chat/completions")[0];
+    // The checks run at once: the wildcard's may come first on this path.
+    let checks = mock.received_on("/up/chat/completions");
+    let chat = checks
+        .iter()
+        .find(|r| r.json()["model"] == "gpt-4o")
+        .expect("the up deployment's check");
     assert_eq!(
         String::from_utf8_lossy(&chat.body),
         r#"{"model":"gpt-4o","messages":[{"role":"user","content":"What's 1 + 1?"}],"max_tokens":16}"#
