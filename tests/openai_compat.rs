@@ -80,6 +80,75 @@ fn the_upstream_receives_the_client_body_with_model_and_defaults_applied() {
 }
 
 #[test]
+fn client_headers_are_forwarded_only_when_the_settings_ask() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi", "opt-125m"))],
+    );
+    mock.script(
+        "/ds/chat/completions",
+        vec![Reply::ok(completion("hi", "deepseek-chat"))],
+    );
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-trace-id", "t-1"),
+        ("x-team", "red"),
+        ("x-stainless-os", "Linux"),
+        ("anthropic-beta", "tools-2024"),
+        ("openai-organization", "org-client"),
+        ("x-litellm-api-key", "sk-proxy-key-not-for-upstream"),
+        ("x-api-key", "sk-proxy-key-not-for-upstream"),
+    ];
+    let body = br#"{"model":"vllm","messages":[{"role":"user","content":"Hello"}]}"#;
+    let send = |proxy: &Proxy, model: &str| {
+        let body = String::from_utf8_lossy(body).replace("vllm", model);
+        let res = request(
+            "POST",
+            &proxy.url("/v1/chat/completions"),
+            &headers,
+            Some(body.as_bytes()),
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+    };
+
+    // By default nothing of the client's goes upstream.
+    let proxy = Proxy::start(&config(&mock), &[]);
+    send(&proxy, "vllm");
+    let up = mock.received_on("/v1/chat/completions").pop().unwrap();
+    assert_eq!(up.header("x-trace-id"), None);
+    assert_eq!(up.header("anthropic-beta"), None);
+    assert_eq!(up.header("openai-organization"), Some("org-42"));
+    drop(proxy);
+
+    let forwarding = format!(
+        "{}general_settings:\n  forward_client_headers_to_llm_api: true\n  forward_openai_org_id: true\n",
+        config(&mock)
+    );
+    let proxy = Proxy::start(&forwarding, &[]);
+    assert!(!proxy.log().contains("forward_"), "{}", proxy.log());
+    send(&proxy, "vllm");
+    let up = mock.received_on("/v1/chat/completions").pop().unwrap();
+    assert_eq!(up.header("x-trace-id"), Some("t-1"));
+    assert_eq!(up.header("anthropic-beta"), Some("tools-2024"));
+    assert_eq!(up.header("x-stainless-os"), None);
+    assert_eq!(up.header("x-litellm-api-key"), None);
+    assert_eq!(up.header("x-api-key"), None);
+    // The client's organization wins over the deployment's; its extra_headers over the client's.
+    assert_eq!(up.header("openai-organization"), Some("org-client"));
+    assert_eq!(up.header("x-team"), Some("blue"));
+    assert_eq!(
+        up.header("authorization"),
+        Some("Bearer sk-upstream-secret-1")
+    );
+    // DeepSeek takes no organization.
+    send(&proxy, "deepseek-chat");
+    let up = mock.received_on("/ds/chat/completions").pop().unwrap();
+    assert_eq!(up.header("x-trace-id"), Some("t-1"));
+    assert_eq!(up.header("openai-organization"), None);
+}
+
+#[test]
 fn upstream_connections_are_kept_alive_and_reused() {
     let mock = MockUpstream::start();
     mock.script(

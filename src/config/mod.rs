@@ -98,8 +98,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.background_health_checks",
     "general_settings.health_check_interval",
     "general_settings.allow_client_side_credentials",
-    "general_settings.forward_client_headers_to_llm_api",
-    "general_settings.forward_openai_org_id",
     "general_settings.max_response_size_mb",
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",
@@ -879,7 +877,6 @@ general_settings:
                 "router_settings.enable_pre_call_checks is not supported yet by llm-proxy; ignored",
                 "router_settings.client_ttl is not supported yet by llm-proxy; ignored",
                 "litellm_settings.set_verbose is not supported yet by llm-proxy; ignored",
-                "general_settings.forward_openai_org_id is not supported yet by llm-proxy; ignored",
                 "general_settings.allow_client_side_credentials is not supported yet by llm-proxy; ignored",
             ]
         );

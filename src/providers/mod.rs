@@ -277,6 +277,11 @@ pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
     fn label(&self) -> &'static str;
     /// The base URL to report in `x-litellm-model-api-base` (no secrets, no query string).
     fn api_base(&self) -> Option<&str>;
+    /// Whether the provider takes an `OpenAI-Organization` header (a client's is forwarded to
+    /// it under `general_settings.forward_openai_org_id`).
+    fn sends_organization(&self) -> bool {
+        false
+    }
     fn build_request(
         &self,
         endpoint: Endpoint,

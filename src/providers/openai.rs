@@ -217,6 +217,10 @@ impl ProviderAdapter for OpenAiAdapter {
         self.api_base.as_deref()
     }
 
+    fn sends_organization(&self) -> bool {
+        self.flavor == Flavor::OpenAi
+    }
+
     fn build_request(
         &self,
         endpoint: Endpoint,

@@ -171,6 +171,11 @@ const OTHER_KEY_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("ocp-apim-subscription-key"),
 ];
 
+/// Whether a (lowercase) header name is one a proxy key is read from: never forwarded upstream.
+pub(crate) fn is_key_header(name: &str) -> bool {
+    name == X_LITELLM_API_KEY.as_str() || OTHER_KEY_HEADERS.iter().any(|h| h.as_str() == name)
+}
+
 fn strip_bearer(v: &str) -> &str {
     v.strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))

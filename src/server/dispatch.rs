@@ -35,6 +35,9 @@ pub struct Dispatch {
     pub stream: bool,
     pub overrides: Overrides,
     pub call_id: String,
+    /// Client headers for the upstream (`general_settings.forward_client_headers_to_llm_api`,
+    /// `forward_openai_org_id`), lowercase names; under the extra headers.
+    pub client_headers: Vec<(String, String)>,
 }
 
 /// Per-request settings that come from the body or from `x-litellm-*` request headers.
@@ -416,6 +419,18 @@ pub(crate) fn prepare_call(
         request.overrides.drop_params.unwrap_or(shared.drop_params) || deployment.drop_params;
     let ctx = RequestContext { now, drop_params };
     prepared.stream = request.stream;
+    if !request.client_headers.is_empty() {
+        // The extra headers come last and win on a clash (the upstream client gives them the
+        // last word in LiteLLM too).
+        let forwarded = request
+            .client_headers
+            .iter()
+            .filter(|(name, _)| name != "openai-organization" || adapter.sends_organization())
+            .cloned();
+        prepared.extra_headers = forwarded
+            .chain(std::mem::take(&mut prepared.extra_headers))
+            .collect();
+    }
     let upstream_request = adapter.build_request(request.endpoint, &prepared, &ctx)?;
     Ok(Prepared::Upstream(Box::new(UpstreamCall {
         timeout: shared.timeout_for(&deployment, &request.overrides, request.stream),

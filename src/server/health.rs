@@ -179,6 +179,7 @@ async fn probe(
             ..Overrides::default()
         },
         call_id: String::from("health-check"),
+        client_headers: Vec::new(),
     };
     match dispatch::prepare_call(shared, &request, id, check_model)? {
         Prepared::Mock(MockOutcome::Error(e)) => Err(e),

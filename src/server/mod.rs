@@ -327,7 +327,9 @@ async fn llm_call(
     let prepared = async {
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
-        parse_request(endpoint, body, forced_model, req, &meta.call_id)
+        let mut msg = parse_request(endpoint, body, forced_model, req, &meta.call_id)?;
+        msg.client_headers = client_headers_for_upstream(req, &shared.config.general_settings);
+        Ok(msg)
     }
     .await;
     let msg = match prepared {
@@ -629,7 +631,37 @@ fn parse_request(
         stream,
         overrides,
         call_id: call_id.to_string(),
+        client_headers: Vec::new(),
     })
+}
+
+/// The client's headers LiteLLM passes on when asked: every `x-*` header but the SDK's
+/// `x-stainless-*` (and, unlike LiteLLM, the headers a proxy key can come in), plus
+/// `anthropic-beta`, under `forward_client_headers_to_llm_api`; `OpenAI-Organization` under
+/// `forward_openai_org_id`.
+fn client_headers_for_upstream(
+    req: &HttpRequest,
+    settings: &crate::config::GeneralSettings,
+) -> Vec<(String, String)> {
+    let all = settings.forward_client_headers_to_llm_api == Some(true);
+    let org = settings.forward_openai_org_id == Some(true);
+    if !all && !org {
+        return Vec::new();
+    }
+    let key_header = settings.litellm_key_header_name.as_deref();
+    req.headers()
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            let forwardable = (name.starts_with("x-") && !name.starts_with("x-stainless"))
+                || name.starts_with("anthropic-beta");
+            (all && forwardable
+                && !auth::is_key_header(name)
+                && !key_header.is_some_and(|k| k.eq_ignore_ascii_case(name)))
+                || (org && name == "openai-organization")
+        })
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
 }
 
 fn field_error(param: &str, message: &str) -> ProxyError {
