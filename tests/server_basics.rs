@@ -489,15 +489,21 @@ general_settings:
     assert_eq!(call("down").status, 503);
 
     // One group or one deployment.
-    let res = get(&proxy.url("/health?model=down"), &auth).json();
+    // A targeted check with nothing healthy is a 503 (LiteLLM's monitors go by the status).
+    let res = get(&proxy.url("/health?model=down"), &auth);
+    assert_eq!(res.status, 503);
+    let res = res.json();
     assert_eq!(
         (res["healthy_count"].clone(), res["unhealthy_count"].clone()),
         (json!(0), json!(1))
     );
     let res = get(&proxy.url("/health?model_id=up-1"), &auth).json();
     assert_eq!(res["healthy_endpoints"][0]["model_id"], "up-1", "{res}");
-    let res = get(&proxy.url("/health?model=nope"), &auth).json();
-    assert_eq!(res["healthy_count"], 0);
+    let res = get(&proxy.url("/health?model=nope"), &auth);
+    assert_eq!(
+        (res.status, res.json()["healthy_count"].clone()),
+        (503, json!(0))
+    );
 }
 
 #[test]
@@ -524,4 +530,55 @@ fn completion_model_forces_the_model_and_health_details_can_be_turned_off() {
         report["healthy_endpoints"][0],
         json!({"model": "openai/gpt-3.5-turbo"})
     );
+}
+
+#[test]
+fn background_health_checks_run_at_start_and_health_answers_from_them() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/up/chat/completions",
+        vec![Reply::ok(completion("2", "gpt-4o"))],
+    );
+    let config = format!(
+        r#"
+model_list:
+  - model_name: up
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {base}/up
+      api_key: sk-upstream-secret
+    model_info:
+      id: up-1
+  - model_name: mocked
+    litellm_params:
+      model: openai/gpt-4o
+      mock_response: "hi"
+general_settings:
+  background_health_checks: true
+  health_check_interval: 600
+"#,
+        base = mock.base()
+    );
+    let proxy = Proxy::start_with_args(&config, &[], &["--num_workers", "2"]);
+    assert!(
+        !proxy.log().contains("background_health_checks"),
+        "{}",
+        proxy.log()
+    );
+    // One round at start, from one worker only, with no /health call.
+    assert!(
+        eventually(Duration::from_secs(10), || proxy
+            .log()
+            .contains("background health check: 2 healthy, 0 unhealthy")),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(mock.received_on("/up/chat/completions").len(), 1);
+    let report = get(&proxy.url("/health"), &[]).json();
+    assert_eq!(report["healthy_count"], 2, "{report}");
+    let one = get(&proxy.url("/health?model_id=up-1"), &[]).json();
+    assert_eq!(one["healthy_endpoints"][0]["model_id"], "up-1", "{one}");
+    assert_eq!(one["healthy_count"], 1);
+    // Answered from the latest round: the upstream was not called again.
+    assert_eq!(mock.received_on("/up/chat/completions").len(), 1);
 }

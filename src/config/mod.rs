@@ -95,8 +95,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.database_connection_pool_limit",
     "general_settings.database_connection_timeout",
     "general_settings.database_connection_pool_timeout",
-    "general_settings.background_health_checks",
-    "general_settings.health_check_interval",
     "general_settings.allow_client_side_credentials",
     "general_settings.max_response_size_mb",
     "general_settings.store_model_in_db",

@@ -8,14 +8,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use bytes::Bytes;
 use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
 
 use super::error::ProxyError;
-use super::health::{self, HealthCheck, HealthReport};
+use super::health::{self, HealthCheck, HealthReport, RunInBackground};
 use super::state::Shared;
 pub use super::stream::StreamUsage;
 use super::stream::{sse_error_frame, sse_frame, Relay, StreamTicket, DONE_FRAME};
@@ -124,6 +124,15 @@ impl Handler<Dispatch> for HttpActor {
         let shared = self.shared.clone();
         let client = self.client.clone();
         Box::pin(dispatch(shared, client, msg))
+    }
+}
+
+impl Handler<RunInBackground> for HttpActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RunInBackground, ctx: &mut Self::Context) {
+        let checks = health::background(self.shared.clone(), self.client.clone());
+        ctx.spawn(actix::fut::wrap_future(checks));
     }
 }
 

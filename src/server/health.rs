@@ -4,8 +4,13 @@
 //!
 //! The calls run at once on the worker's HTTP actor, through the same transport, request
 //! building and answer reading as a routed attempt ([`dispatch::prepare_call`]).
+//!
+//! With `general_settings.background_health_checks`, one worker's HTTP actor checks every
+//! deployment at start and then every `health_check_interval` seconds ([`background`]), and
+//! `/health` answers from the latest result ([`Background`]).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::Message;
@@ -20,6 +25,9 @@ use crate::providers::{Endpoint, ProviderError, RequestBody};
 
 /// LiteLLM's `HEALTH_CHECK_TIMEOUT_SECONDS`, unless `model_info.health_check_timeout` says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// LiteLLM's `health_check_interval` default.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// LiteLLM's `max_tokens` for a chat or completion check, unless
 /// `model_info.health_check_max_tokens` says.
@@ -49,23 +57,119 @@ impl Message for HealthCheck {
     type Result = HealthReport;
 }
 
-/// The endpoints as LiteLLM lists them: the shown params and `model_id` of each, and
-/// `exception_status` and `error` for a failed one.
+/// The endpoints as LiteLLM lists them, each with its deployment's id: the shown params and
+/// `model_id` of each, and `exception_status` and `error` for a failed one.
 #[derive(Debug, Default)]
 pub struct HealthReport {
-    pub healthy: Vec<Value>,
-    pub unhealthy: Vec<Value>,
+    pub healthy: Vec<(String, Value)>,
+    pub unhealthy: Vec<(String, Value)>,
 }
 
 impl HealthReport {
     /// The `/health` body.
     pub fn to_json(&self) -> Value {
+        let endpoints = |list: &[(String, Value)]| -> Vec<Value> {
+            list.iter().map(|(_, shown)| shown.clone()).collect()
+        };
         json!({
-            "healthy_endpoints": self.healthy,
-            "unhealthy_endpoints": self.unhealthy,
+            "healthy_endpoints": endpoints(&self.healthy),
+            "unhealthy_endpoints": endpoints(&self.unhealthy),
             "healthy_count": self.healthy.len(),
             "unhealthy_count": self.unhealthy.len(),
         })
+    }
+
+    /// The part of the report about these deployments.
+    pub fn only(&self, deployments: &[String]) -> HealthReport {
+        let keep = |list: &[(String, Value)]| {
+            list.iter()
+                .filter(|(id, _)| deployments.contains(id))
+                .cloned()
+                .collect()
+        };
+        HealthReport {
+            healthy: keep(&self.healthy),
+            unhealthy: keep(&self.unhealthy),
+        }
+    }
+}
+
+/// `general_settings.background_health_checks`: who runs the checks, how often, and the latest
+/// result.
+#[derive(Debug)]
+pub struct Background {
+    interval: Duration,
+    claimed: AtomicBool,
+    latest: RwLock<Option<Arc<HealthReport>>>,
+}
+
+impl Background {
+    /// `None` unless the settings turn background checks on.
+    pub fn from_settings(settings: &crate::config::GeneralSettings) -> Option<Background> {
+        (settings.background_health_checks == Some(true)).then(|| Background {
+            interval: settings
+                .health_check_interval
+                .filter(|s| *s > 0.0)
+                .and_then(crate::config::seconds)
+                .unwrap_or(DEFAULT_INTERVAL),
+            claimed: AtomicBool::new(false),
+            latest: RwLock::new(None),
+        })
+    }
+
+    /// True for the first worker to ask: that one runs the checks.
+    pub fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// The latest background result, once the first round has finished.
+    pub fn latest(&self) -> Option<Arc<HealthReport>> {
+        self.latest.read().ok().and_then(|latest| latest.clone())
+    }
+
+    fn store(&self, report: HealthReport) {
+        if let Ok(mut latest) = self.latest.write() {
+            *latest = Some(Arc::new(report));
+        }
+    }
+}
+
+/// Start the background checks on this worker's HTTP actor (see [`background`]).
+pub struct RunInBackground;
+
+impl Message for RunInBackground {
+    type Result = ();
+}
+
+/// Checks every deployment now and then every interval, keeping the latest result; runs until
+/// the worker's HTTP actor stops.
+pub async fn background(shared: Arc<Shared>, client: upstream::Transport) {
+    let Some(interval) = shared.background_health.as_ref().map(|b| b.interval) else {
+        return;
+    };
+    log::info!(
+        "background health checks every {:?} for {} deployments",
+        interval,
+        shared.config.deployments.len()
+    );
+    loop {
+        let deployments = shared
+            .config
+            .deployments
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
+        let report = check(shared.clone(), client.clone(), deployments).await;
+        let counts = (report.healthy.len(), report.unhealthy.len());
+        if let Some(background) = &shared.background_health {
+            background.store(report);
+        }
+        log::info!(
+            "background health check: {} healthy, {} unhealthy",
+            counts.0,
+            counts.1
+        );
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -97,7 +201,7 @@ pub async fn check(
             shown
         };
         match outcome {
-            Ok(()) => report.healthy.push(Value::Object(shown)),
+            Ok(()) => report.healthy.push((id.clone(), Value::Object(shown))),
             Err(e) => {
                 log::warn!(
                     "health check of {} ({}) failed: {}",
@@ -109,7 +213,7 @@ pub async fn check(
                     shown.insert("exception_status".into(), Value::from(e.status));
                     shown.insert("error".into(), Value::String(e.message));
                 }
-                report.unhealthy.push(Value::Object(shown));
+                report.unhealthy.push((id.clone(), Value::Object(shown)));
             }
         }
     }

@@ -205,6 +205,9 @@ impl Worker {
     /// Starts the worker's HTTP actor; must run on the worker's thread.
     pub(crate) fn start(shared: Arc<Shared>) -> Worker {
         let http = HttpActor::new(shared.clone()).start();
+        if shared.background_health.as_ref().is_some_and(|b| b.claim()) {
+            http.do_send(health::RunInBackground);
+        }
         Worker(Rc::new(WorkerParts { shared, http }))
     }
 }
@@ -902,11 +905,22 @@ async fn health(worker: &Worker, req: &HttpRequest) -> HttpResponse {
     } else {
         deployments.iter().map(|d| d.id.clone()).collect()
     };
-    match worker
-        .http
-        .send(health::HealthCheck { deployments: ids })
-        .await
-    {
+    let targeted = query.contains_key("model") || query.contains_key("model_id");
+    let report = match shared.background_health.as_ref().and_then(|b| b.latest()) {
+        Some(latest) => Ok(latest.only(&ids)),
+        // Checked now: no background checks, or their first round is still running.
+        None => {
+            worker
+                .http
+                .send(health::HealthCheck { deployments: ids })
+                .await
+        }
+    };
+    match report {
+        // A targeted check with nothing healthy is a 503, so monitors can go by the status.
+        Ok(report) if targeted && report.healthy.is_empty() => {
+            HttpResponse::ServiceUnavailable().json(report.to_json())
+        }
         Ok(report) => HttpResponse::Ok().json(report.to_json()),
         Err(e) => {
             let e = ProxyError::Internal(format!("the worker's HTTP actor is unavailable: {e}"));

@@ -72,6 +72,8 @@ pub struct Shared {
     wildcard_adapters: DashMap<String, Arc<dyn ProviderAdapter>>,
     default_timeout: Duration,
     default_stream_timeout: Option<Duration>,
+    /// `general_settings.background_health_checks`, when on.
+    pub background_health: Option<super::health::Background>,
     /// The System started by [`Shared::spawn`] when the host had none; declared last so that it
     /// stops after the router (and its Arbiter) has been dropped.
     own_system: Option<OwnSystem>,
@@ -208,6 +210,7 @@ impl Shared {
             wildcard_adapters: DashMap::new(),
             default_timeout,
             default_stream_timeout,
+            background_health: super::health::Background::from_settings(&config.general_settings),
             config,
             own_system: None,
         })
