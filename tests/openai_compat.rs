@@ -149,6 +149,60 @@ fn client_headers_are_forwarded_only_when_the_settings_ask() {
 }
 
 #[test]
+fn a_body_that_retargets_the_call_is_refused() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/v1/chat/completions",
+        vec![Reply::ok(completion("hi", "opt-125m"))],
+    );
+    let proxy = Proxy::start(&config(&mock), &[]);
+    let call = |extra: Value| {
+        let mut body = json!({"model": "vllm", "messages": [{"role": "user", "content": "Hi"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        post_json(&proxy.url("/v1/chat/completions"), &body, &[])
+    };
+    for extra in [
+        json!({"api_base": "http://attacker.example/v1"}),
+        json!({"base_url": "http://attacker.example/v1", "api_key": "sk-mine"}),
+        json!({"extra_body": {"aws_web_identity_token": "t"}}),
+    ] {
+        let res = call(extra.clone());
+        assert_eq!(res.status, 401, "{extra}: {}", res.text());
+        let body = res.json();
+        assert_eq!(body["error"]["type"], "auth_error");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Authentication Error, Rejected Request: "),
+            "{body}"
+        );
+    }
+    assert!(mock.received().is_empty());
+    // A null one asks for nothing.
+    assert_eq!(call(json!({"api_base": null})).status, 200);
+    drop(proxy);
+
+    let allowing = format!(
+        "{}general_settings:\n  allow_client_side_credentials: true\n",
+        config(&mock)
+    );
+    let proxy = Proxy::start(&allowing, &[]);
+    assert!(proxy
+        .log()
+        .contains("general_settings.allow_client_side_credentials is not supported yet"));
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "vllm", "messages": [{"role": "user", "content": "Hi"}], "api_base": "http://x"}),
+        &[],
+    );
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(res.text().contains("not supported yet by llm-proxy"));
+}
+
+#[test]
 fn upstream_connections_are_kept_alive_and_reused() {
     let mock = MockUpstream::start();
     mock.script(

@@ -331,7 +331,14 @@ async fn llm_call(
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
         let mut msg = parse_request(endpoint, body, forced_model, req, &meta.call_id)?;
-        msg.client_headers = client_headers_for_upstream(req, &shared.config.general_settings);
+        let settings = &shared.config.general_settings;
+        if let Some(param) = client_side_override(&msg.body) {
+            return Err(rejected_override(
+                param,
+                settings.allow_client_side_credentials == Some(true),
+            ));
+        }
+        msg.client_headers = client_headers_for_upstream(req, settings);
         Ok(msg)
     }
     .await;
@@ -636,6 +643,59 @@ fn parse_request(
         call_id: call_id.to_string(),
         client_headers: Vec::new(),
     })
+}
+
+/// Request fields that would point the upstream call somewhere else or sign it as someone else
+/// (LiteLLM's banned request-body params): a client could send the deployment's key to its own
+/// host with them.
+const CLIENT_SIDE_OVERRIDES: &[&str] = &[
+    "api_base",
+    "base_url",
+    "user_config",
+    "model_list",
+    "azure_ad_token",
+    "vertex_credentials",
+    "aws_bedrock_runtime_endpoint",
+    "aws_sts_endpoint",
+    "aws_web_identity_token",
+    "aws_role_name",
+    "aws_profile_name",
+    "aws_session_name",
+    "aws_external_id",
+    "aws_session_tags",
+];
+
+/// The first of [`CLIENT_SIDE_OVERRIDES`] the body sets, at its top level or in `extra_body`.
+/// One pass over the client's few fields: this runs on every request.
+fn client_side_override(body: &RequestBody) -> Option<&'static str> {
+    let banned = |key: &str| CLIENT_SIDE_OVERRIDES.iter().copied().find(|p| *p == key);
+    let top = body
+        .fields()
+        .filter(|(_, raw)| *raw != "null")
+        .find_map(|(key, _)| banned(key));
+    top.or_else(|| match body.value("extra_body") {
+        Some(Value::Object(extra)) => extra
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .find_map(|(key, _)| banned(key)),
+        _ => None,
+    })
+}
+
+/// LiteLLM refuses these unless `general_settings.allow_client_side_credentials` opts in; with
+/// it, llm-proxy still refuses them, as it does not call client-chosen endpoints yet.
+fn rejected_override(param: &str, allowed_by_config: bool) -> ProxyError {
+    if allowed_by_config {
+        return ProxyError::invalid(format!(
+            "{param} in the request body is not supported yet by llm-proxy \
+             (general_settings.allow_client_side_credentials); the deployment's own settings are used only"
+        ));
+    }
+    ProxyError::Auth(format!(
+        "Rejected Request: {param} is not allowed in request body. Clientside passthrough requires \
+         explicit admin opt-in via `general_settings.allow_client_side_credentials = true` in your \
+         proxy config.yaml."
+    ))
 }
 
 /// The client's headers LiteLLM passes on when asked: every `x-*` header but the SDK's
