@@ -66,16 +66,45 @@ fn settings(cli: &Cli) -> Result<ServerSettings, config::ConfigError> {
         .try_deserialize()
 }
 
-fn init_logging(detailed_debug: bool) {
+/// Debug logs with `--detailed_debug` or `LITELLM_LOG=DEBUG` at once, or later when the config
+/// asks ([`verbose_config`]); `RUST_LOG`, when set, decides alone. Returns whether the config
+/// may still turn debug logs on.
+fn init_logging(detailed_debug: bool) -> bool {
     let litellm_debug = std::env::var("LITELLM_LOG")
         .map(|v| v.eq_ignore_ascii_case("debug"))
         .unwrap_or(false);
-    let default = if detailed_debug || litellm_debug {
-        "info,llm_proxy=debug,llm_proxy_actors=debug"
-    } else {
-        "info"
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let builder = match &rust_log {
+        Some(filter) => env_logger::Builder::new().parse_filters(filter).build(),
+        None => env_logger::Builder::new()
+            .parse_filters("info,llm_proxy=debug,llm_proxy_actors=debug")
+            .build(),
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+    let max = builder.filter();
+    if log::set_boxed_logger(Box::new(builder)).is_err() {
+        return false;
+    }
+    let debug_now = rust_log.is_some() || detailed_debug || litellm_debug;
+    log::set_max_level(if debug_now {
+        max
+    } else {
+        log::LevelFilter::Info
+    });
+    !debug_now
+}
+
+/// LiteLLM's verbose switches in the config: `litellm_settings.set_verbose`,
+/// `router_settings.set_verbose` or `router_settings.debug_level: DEBUG`.
+fn verbose_config(config: &ProxyConfig) -> bool {
+    config.litellm_settings.set_verbose == Some(true)
+        || config.router_settings.set_verbose == Some(true)
+        || config
+            .router_settings
+            .debug_level
+            .as_deref()
+            .is_some_and(|level| level.eq_ignore_ascii_case("debug"))
 }
 
 fn truthy(v: &str) -> bool {
@@ -88,7 +117,7 @@ fn truthy(v: &str) -> bool {
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.detailed_debug);
+    let config_may_turn_on_debug = init_logging(cli.detailed_debug);
     let settings = match settings(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -111,6 +140,10 @@ async fn main() -> ExitCode {
             ProxyConfig::empty()
         }
     };
+    if config_may_turn_on_debug && verbose_config(&config) {
+        log::set_max_level(log::LevelFilter::Debug);
+        log::info!("debug logs on (set_verbose / debug_level in the config)");
+    }
     let master_key = config.master_key().map(|k| k.expose().to_string());
     let permit_weak = config
         .general_settings

@@ -582,3 +582,35 @@ general_settings:
     // Answered from the latest round: the upstream was not called again.
     assert_eq!(mock.received_on("/up/chat/completions").len(), 1);
 }
+
+#[test]
+fn set_verbose_in_the_config_turns_debug_logs_on_unless_rust_log_decides() {
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    for (settings, env, debug) in [
+        ("litellm_settings:\n  set_verbose: true\n", "", true),
+        ("router_settings:\n  debug_level: DEBUG\n", "", true),
+        ("litellm_settings:\n  set_verbose: false\n", "", false),
+        ("litellm_settings:\n  set_verbose: true\n", "info", false),
+    ] {
+        let config = format!(
+            "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n      mock_response: hi\n{settings}"
+        );
+        let proxy = Proxy::start(&config, &[("RUST_LOG", env)]);
+        assert_eq!(
+            post_json(&proxy.url("/v1/chat/completions"), &chat, &[]).status,
+            200
+        );
+        let logged = eventually(Duration::from_secs(2), || proxy.log().contains("DEBUG"));
+        assert_eq!(
+            logged,
+            debug,
+            "{settings} RUST_LOG={env:?}:\n{}",
+            proxy.log()
+        );
+        assert!(
+            !proxy.log().contains("not supported yet"),
+            "{}",
+            proxy.log()
+        );
+    }
+}

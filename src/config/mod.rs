@@ -84,7 +84,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.cache",
     "litellm_settings.cache_params",
     "litellm_settings.json_logs",
-    "litellm_settings.set_verbose",
     "litellm_settings.model_alias_map",
     "litellm_settings.modify_params",
     // general_settings
@@ -115,8 +114,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "router_settings.optional_pre_call_checks",
     "router_settings.default_litellm_params",
     "router_settings.client_ttl",
-    "router_settings.set_verbose",
-    "router_settings.debug_level",
     "router_settings.default_priority",
     "router_settings.enable_tag_filtering",
     "router_settings.tag_filtering_match_any",
@@ -874,7 +871,6 @@ general_settings:
             [
                 "router_settings.enable_pre_call_checks is not supported yet by llm-proxy; ignored",
                 "router_settings.client_ttl is not supported yet by llm-proxy; ignored",
-                "litellm_settings.set_verbose is not supported yet by llm-proxy; ignored",
                 "general_settings.allow_client_side_credentials is not supported yet by llm-proxy; ignored",
             ]
         );
