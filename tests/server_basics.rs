@@ -614,3 +614,24 @@ fn set_verbose_in_the_config_turns_debug_logs_on_unless_rust_log_decides() {
         );
     }
 }
+
+#[test]
+fn model_alias_map_renames_the_requested_model_before_routing() {
+    let config = format!(
+        "{}litellm_settings:\n  model_alias_map: {{\"my-gpt\": \"gpt-4o\"}}\n",
+        bundled_config().replace("litellm_settings:\n  drop_params: true\n", "")
+    );
+    let proxy = Proxy::start(&config, &[]);
+    assert!(!proxy.log().contains("model_alias_map"), "{}", proxy.log());
+    let res = post_json(
+        &proxy.url("/v1/chat/completions"),
+        &json!({"model": "my-gpt", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.header("x-litellm-model-group"), Some("gpt-4o"));
+    assert_eq!(
+        res.json()["choices"][0]["message"]["content"],
+        "This is a mock answer from gpt-4o."
+    );
+}

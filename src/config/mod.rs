@@ -84,7 +84,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.cache",
     "litellm_settings.cache_params",
     "litellm_settings.json_logs",
-    "litellm_settings.model_alias_map",
     "litellm_settings.modify_params",
     // general_settings
     "general_settings.alerting",

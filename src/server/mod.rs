@@ -331,6 +331,17 @@ async fn llm_call(
         shared.auth.check(req)?;
         let body = read_body(req, payload, shared.max_body_bytes).await?;
         let mut msg = parse_request(endpoint, body, forced_model, req, &meta.call_id)?;
+        // `litellm_settings.model_alias_map` renames the requested model before routing.
+        if let Some((_, target)) = shared
+            .config
+            .litellm_settings
+            .model_alias_map
+            .iter()
+            .flatten()
+            .find(|(alias, _)| *alias == msg.model)
+        {
+            msg.model = target.clone();
+        }
         let settings = &shared.config.general_settings;
         if let Some(param) = client_side_override(&msg.body) {
             return Err(rejected_override(
