@@ -86,13 +86,10 @@ fn init_logging(detailed_debug: bool) -> bool {
     if log::set_boxed_logger(Box::new(builder)).is_err() {
         return false;
     }
-    let debug_now = rust_log.is_some() || detailed_debug || litellm_debug;
-    log::set_max_level(if debug_now {
-        max
-    } else {
-        log::LevelFilter::Info
-    });
-    !debug_now
+    // RUST_LOG, or a debug switch on the command line or in the environment, settles it now.
+    let settled = rust_log.is_some() || detailed_debug || litellm_debug;
+    log::set_max_level(if settled { max } else { log::LevelFilter::Info });
+    !settled
 }
 
 /// LiteLLM's verbose switches in the config: `litellm_settings.set_verbose`,
