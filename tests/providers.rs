@@ -307,10 +307,10 @@ fn azure_api_key_deployment_plain_streaming_and_embeddings() {
     );
 }
 
-#[test]
-fn azure_ad_token_is_a_bearer_and_no_api_key_is_sent() {
+/// One plain chat to `model` on [`azure_config`], answered from the Azure fixture at `path`:
+/// the proxy, and what the upstream received.
+fn azure_chat(model: &str, path: &str) -> (Proxy, Recorded) {
     let mock = MockUpstream::start();
-    let path = "/openai/deployments/gpt-4o-ad/chat/completions";
     mock.script(
         path,
         vec![body_reply(
@@ -319,9 +319,16 @@ fn azure_ad_token_is_a_bearer_and_no_api_key_is_sent() {
         )],
     );
     let proxy = Proxy::start(&azure_config(&mock), &[]);
-    let res = chat(&proxy, json!({"model": "azure-ad", "messages": user("Hi")}));
+    let res = chat(&proxy, json!({"model": model, "messages": user("Hi")}));
     assert_eq!(res.status, 200, "{}", res.text());
-    let up = &mock.received_on(path)[0];
+    let up = mock.received_on(path).remove(0);
+    (proxy, up)
+}
+
+#[test]
+fn azure_ad_token_is_a_bearer_and_no_api_key_is_sent() {
+    let path = "/openai/deployments/gpt-4o-ad/chat/completions";
+    let (_proxy, up) = azure_chat("azure-ad", path);
     assert_eq!(up.target, format!("{path}?api-version=2024-10-21"));
     assert_eq!(
         up.header("authorization"),
@@ -333,22 +340,8 @@ fn azure_ad_token_is_a_bearer_and_no_api_key_is_sent() {
 
 #[test]
 fn custom_llm_provider_names_the_provider_of_a_bare_model() {
-    let mock = MockUpstream::start();
     let path = "/openai/deployments/gpt-4o-west/chat/completions";
-    mock.script(
-        path,
-        vec![body_reply(
-            "application/json",
-            fixture("azure/chat_response.json"),
-        )],
-    );
-    let proxy = Proxy::start(&azure_config(&mock), &[]);
-    let res = chat(
-        &proxy,
-        json!({"model": "azure-named", "messages": user("Hi")}),
-    );
-    assert_eq!(res.status, 200, "{}", res.text());
-    let up = &mock.received_on(path)[0];
+    let (proxy, up) = azure_chat("azure-named", path);
     assert_eq!(up.target, format!("{path}?api-version=2024-10-21"));
     assert_eq!(up.header("api-key"), Some("az-key-0123"));
     assert_eq!(
