@@ -635,3 +635,48 @@ fn model_alias_map_renames_the_requested_model_before_routing() {
         "This is a mock answer from gpt-4o."
     );
 }
+
+#[test]
+fn custom_pricing_gives_the_response_cost_header() {
+    let config = r#"
+model_list:
+  - model_name: priced
+    litellm_params:
+      model: openai/my-model
+      mock_response: "hi"
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+  - model_name: priced-in-info
+    litellm_params:
+      model: openai/my-model
+      mock_response: "hi"
+    model_info:
+      input_cost_per_token: 0.5
+  - model_name: unpriced
+    litellm_params:
+      model: openai/my-model
+      mock_response: "hi"
+"#;
+    let proxy = Proxy::start(config, &[]);
+    let cost = |model: &str| {
+        let res = post_json(
+            &proxy.url("/v1/chat/completions"),
+            &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            &[],
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        let usage = res.json()["usage"].clone();
+        let cost = res
+            .header("x-litellm-response-cost")
+            .map(|c| c.parse::<f64>().unwrap());
+        (usage, cost)
+    };
+    let (usage, priced) = cost("priced");
+    let (prompt, completion) = (
+        usage["prompt_tokens"].as_f64().unwrap(),
+        usage["completion_tokens"].as_f64().unwrap(),
+    );
+    assert_eq!(priced, Some(prompt * 0.000001 + completion * 0.000002));
+    assert_eq!(cost("priced-in-info").1, Some(prompt * 0.5));
+    assert_eq!(cost("unpriced").1, None);
+}

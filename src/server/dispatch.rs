@@ -69,6 +69,8 @@ pub struct CallMeta {
     pub total_duration: Duration,
     /// Tokens of a non-stream answer (or of a mocked stream).
     pub usage: Option<Usage>,
+    /// USD, from the answering deployment's custom pricing and `usage`, when both are known.
+    pub response_cost: Option<f64>,
     /// Tokens of a live stream, known once it has ended: keep the handle and read it after the
     /// response body is done.
     pub stream_usage: Option<StreamUsage>,
@@ -220,6 +222,10 @@ async fn dispatch(
             meta.api_base = answer.api_base;
             meta.upstream_headers = answer.upstream_headers;
             meta.upstream_duration = answer.upstream_duration;
+            meta.response_cost = answer.usage.and_then(|usage| {
+                let (input, output) = shared.deployment(&routed.deployment)?.prices?;
+                Some(usage.prompt_tokens as f64 * input + usage.completion_tokens as f64 * output)
+            });
             meta.usage = answer.usage;
             meta.stream_usage = answer.stream_usage;
             Ok(Dispatched {

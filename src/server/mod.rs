@@ -428,7 +428,7 @@ fn error_response(e: &ProxyError, meta: &CallMeta) -> HttpResponse {
 }
 
 /// How many `x-litellm-*` headers a response can carry.
-const LITELLM_HEADER_COUNT: usize = 10;
+const LITELLM_HEADER_COUNT: usize = 11;
 
 // Names as constants: `HeaderName::from_static` only folds to a constant in a const context;
 // called on a runtime `&str` it validates the name again on every response.
@@ -446,6 +446,7 @@ const X_LITELLM_RESPONSE_DURATION_MS: HeaderName =
     HeaderName::from_static("x-litellm-response-duration-ms");
 const X_LITELLM_OVERHEAD_DURATION_MS: HeaderName =
     HeaderName::from_static("x-litellm-overhead-duration-ms");
+const X_LITELLM_RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const LITELLM_VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
 // Values as constants too: `content_type("…")` copies and checks its text on every response.
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -497,6 +498,12 @@ fn add_litellm_headers(headers: &mut HeaderMap, meta: &CallMeta) {
             Some(millis_value(
                 meta.total_duration.saturating_sub(meta.upstream_duration),
             )),
+        );
+    }
+    if let Some(cost) = meta.response_cost {
+        put(
+            X_LITELLM_RESPONSE_COST,
+            text(&crate::config::pyrepr::py_float_repr(cost)),
         );
     }
     for (name, value) in &meta.upstream_headers {

@@ -58,6 +58,9 @@ pub struct DeploymentRuntime {
     pub mock_response: Option<serde_json::Value>,
     /// `litellm_params.drop_params`.
     pub drop_params: bool,
+    /// Custom pricing, USD a prompt and a completion token (`input_cost_per_token` /
+    /// `output_cost_per_token` in `litellm_params` or `model_info`); `None` when neither is set.
+    pub prices: Option<(f64, f64)>,
 }
 
 pub struct Shared {
@@ -175,6 +178,7 @@ impl Shared {
                     .filter(|v| !v.is_null())
                     .cloned(),
                 drop_params: d.bool_param("drop_params").unwrap_or(false),
+                prices: custom_prices(d),
                 config: d.clone(),
             };
             deployments.insert(d.id.clone(), Arc::new(runtime));
@@ -415,6 +419,22 @@ fn retry_policy(p: &config::RetryPolicy) -> RetryPolicy {
         content_policy: u32_of(p.content_policy_violation_error_retries),
         internal_server_error: u32_of(p.internal_server_error_retries),
     }
+}
+
+/// A deployment's custom pricing, from `litellm_params` or else `model_info` (LiteLLM reads
+/// both); a price left out counts as free. There is no cost map, so without these the cost is
+/// unknown.
+fn custom_prices(d: &crate::config::DeploymentConfig) -> Option<(f64, f64)> {
+    let price = |key: &str| {
+        d.f64_param(key)
+            .or_else(|| d.model_info.get(key).and_then(serde_json::Value::as_f64))
+            .filter(|p| p.is_finite() && *p >= 0.0)
+    };
+    let (input, output) = (
+        price("input_cost_per_token"),
+        price("output_cost_per_token"),
+    );
+    (input.is_some() || output.is_some()).then(|| (input.unwrap_or(0.0), output.unwrap_or(0.0)))
 }
 
 #[cfg(test)]
