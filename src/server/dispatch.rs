@@ -222,7 +222,7 @@ async fn dispatch(
             meta.api_base = answer.api_base;
             meta.upstream_headers = answer.upstream_headers;
             meta.upstream_duration = answer.upstream_duration;
-            meta.response_cost = answer.usage.and_then(|usage| {
+            meta.response_cost = answer.usage.filter(|_| shared.priced).and_then(|usage| {
                 let (input, output) = shared.deployment(&routed.deployment)?.prices?;
                 Some(usage.prompt_tokens as f64 * input + usage.completion_tokens as f64 * output)
             });

@@ -77,6 +77,8 @@ pub struct Shared {
     default_stream_timeout: Option<Duration>,
     /// `general_settings.background_health_checks`, when on.
     pub background_health: Option<super::health::Background>,
+    /// Whether any deployment has custom pricing: the cost is worked out only then.
+    pub priced: bool,
     /// The System started by [`Shared::spawn`] when the host had none; declared last so that it
     /// stops after the router (and its Arbiter) has been dropped.
     own_system: Option<OwnSystem>,
@@ -205,7 +207,9 @@ impl Shared {
             .or_else(|| secs(config.litellm_settings.request_timeout))
             .unwrap_or(DEFAULT_TIMEOUT);
         let default_stream_timeout = secs(config.router_settings.stream_timeout);
+        let priced = deployments.values().any(|d| d.prices.is_some());
         Ok(Shared {
+            priced,
             router,
             auth,
             drop_params,
