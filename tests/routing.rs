@@ -628,3 +628,94 @@ fn a_client_that_hangs_up_frees_the_in_flight_slot() {
         proxy.log()
     );
 }
+
+#[test]
+fn mock_testing_flags_fail_the_requested_group_and_its_fallbacks_answer() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/a/chat/completions",
+        vec![Reply::ok(completion("real", "m"))],
+    );
+    let config = format!(
+        r#"model_list:
+{}  - model_name: backup
+    litellm_params: {{model: openai/m, mock_response: "from backup"}}
+  - model_name: big
+    litellm_params: {{model: openai/m, mock_response: "from big"}}
+router_settings:
+  num_retries: 2
+  allowed_fails: 0
+  fallbacks: [{{"g": ["backup"]}}]
+  context_window_fallbacks: [{{"g": ["big"]}}]
+"#,
+        deployment("g", "a", &format!("{}/a", mock.base()), "")
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let call = |flags: Value, model: &str| {
+        let mut body = chat(model);
+        body.as_object_mut()
+            .unwrap()
+            .extend(flags.as_object().unwrap().clone());
+        post_json(&proxy.url("/v1/chat/completions"), &body, &[])
+    };
+    for (flags, answer, group) in [
+        (
+            json!({"mock_testing_fallbacks": true}),
+            "from backup",
+            "backup",
+        ),
+        (
+            json!({"mock_testing_fallbacks": "True"}),
+            "from backup",
+            "backup",
+        ),
+        (
+            json!({"mock_testing_context_fallbacks": true}),
+            "from big",
+            "big",
+        ),
+        (
+            json!({"mock_testing_rate_limit_error": true}),
+            "from backup",
+            "backup",
+        ),
+    ] {
+        let res = call(flags.clone(), "g");
+        assert_eq!(res.status, 200, "{flags}: {}", res.text());
+        assert_eq!(
+            res.json()["choices"][0]["message"]["content"],
+            answer,
+            "{flags}"
+        );
+        assert_eq!(res.header("x-litellm-model-group"), Some(group), "{flags}");
+        assert_eq!(
+            res.header("x-litellm-attempted-fallbacks"),
+            Some("1"),
+            "{flags}"
+        );
+        assert_eq!(
+            res.header("x-litellm-attempted-retries"),
+            Some("0"),
+            "{flags}"
+        );
+    }
+    // The request's own fallbacks replace the configured ones.
+    let res = call(
+        json!({"mock_testing_fallbacks": true, "fallbacks": ["big"]}),
+        "g",
+    );
+    assert_eq!(res.json()["choices"][0]["message"]["content"], "from big");
+    // With nowhere to fall back to, the client gets the mocked error.
+    let res = call(json!({"mock_testing_fallbacks": true}), "backup");
+    assert_eq!(res.status, 500, "{}", res.text());
+    assert!(res.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("litellm.InternalServerError: This is a mock exception for model=backup, to trigger a fallback. Fallbacks=None"));
+    let res = call(json!({"mock_testing_rate_limit_error": true}), "backup");
+    assert_eq!(res.status, 429, "{}", res.text());
+    // No call was made for the mocked failures, and nothing cooled down: the group still answers.
+    assert!(mock.received().is_empty());
+    let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
+    assert_eq!(res.json()["choices"][0]["message"]["content"], "real");
+}

@@ -303,6 +303,11 @@ impl Router {
             .collect()
     }
 
+    /// The settings the router runs with (fallback lists, retries, cooldowns).
+    pub fn settings(&self) -> &RouterSettings {
+        &self.inner.settings
+    }
+
     /// The deployment with this id, as configured.
     pub fn deployment(&self, id: &str) -> Option<&DeploymentSpec> {
         self.inner

@@ -12,7 +12,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use bytes::Bytes;
-use llm_proxy_actors::{Attempt, Reservation, RouteErrorKind, RouteRequest};
+use llm_proxy_actors::{Attempt, ErrorClass, Reservation, RouteErrorKind, RouteRequest};
 
 use super::error::ProxyError;
 use super::health::{self, HealthCheck, HealthReport, RunInBackground};
@@ -180,7 +180,7 @@ async fn dispatch(
             meta,
         });
     }
-    let route = RouteRequest {
+    let mut route = RouteRequest {
         model: msg.model.clone(),
         input_tokens: estimate_input_tokens(&msg.body),
         stream: msg.stream,
@@ -188,6 +188,34 @@ async fn dispatch(
         fallbacks: msg.overrides.fallbacks.clone(),
         disable_fallbacks: msg.overrides.disable_fallbacks,
     };
+    // LiteLLM's `mock_testing_*` flags: the requested group fails as asked, without a call and
+    // without a retry or a cooldown, and its fallbacks for that failure answer.
+    let mocked = mock_testing_failure(&msg.body);
+    if let Some(class) = mocked {
+        let group = shared
+            .router
+            .resolve(&msg.model)
+            .map_or_else(|| msg.model.clone(), |r| r.group);
+        let chain = match &msg.overrides.fallbacks {
+            _ if msg.overrides.disable_fallbacks => Vec::new(),
+            Some(own) => own.clone(),
+            None => llm_proxy_actors::fallback_groups(
+                shared.router.settings(),
+                &msg.model,
+                &group,
+                Some(class),
+            ),
+        };
+        let Some((first, rest)) = chain.split_first() else {
+            meta.model_group = Some(msg.model.clone());
+            return Err(DispatchFailed {
+                error: ProxyError::Provider(mock_testing_error(class, &msg.model, &chain)),
+                meta,
+            });
+        };
+        route.model = first.clone();
+        route.fallbacks = Some(rest.to_vec());
+    }
     let request = Rc::new(msg);
     let result = shared
         .router
@@ -211,13 +239,14 @@ async fn dispatch(
             meta.model_id = Some(String::from(&*routed.deployment));
             // LiteLLM names the requested group (the alias, if one was used) unless a fallback
             // group answered.
-            meta.model_group = Some(if routed.attempted_fallbacks == 0 {
+            meta.model_group = Some(if routed.attempted_fallbacks == 0 && mocked.is_none() {
                 route.model.clone()
             } else {
                 routed.model_group
             });
             meta.attempted_retries = routed.attempted_retries;
-            meta.attempted_fallbacks = routed.attempted_fallbacks;
+            // A mocked failure of the requested group counts as the first fallback.
+            meta.attempted_fallbacks = routed.attempted_fallbacks + u32::from(mocked.is_some());
             meta.max_retries = routed.max_retries;
             meta.api_base = answer.api_base;
             meta.upstream_headers = answer.upstream_headers;
@@ -259,6 +288,57 @@ async fn dispatch(
             Err(DispatchFailed { error, meta })
         }
     }
+}
+
+/// The failure a request's `mock_testing_*` flag asks for, in LiteLLM's order: fallbacks,
+/// context window, content policy (each `true` or a true string), then the rate limit (`true`).
+fn mock_testing_failure(body: &RequestBody) -> Option<ErrorClass> {
+    let set = |flag: &str, strings: bool| match body.value(flag) {
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::String(s)) if strings => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    [
+        ("mock_testing_fallbacks", ErrorClass::ServerError),
+        (
+            "mock_testing_context_fallbacks",
+            ErrorClass::ContextWindowExceeded,
+        ),
+        (
+            "mock_testing_content_policy_fallbacks",
+            ErrorClass::ContentPolicy,
+        ),
+    ]
+    .into_iter()
+    .find(|(flag, _)| set(flag, true))
+    .map(|(_, class)| class)
+    .or_else(|| set("mock_testing_rate_limit_error", false).then_some(ErrorClass::RateLimit))
+}
+
+/// LiteLLM's mock exception for a requested group with nowhere to fall back to.
+fn mock_testing_error(class: ErrorClass, model: &str, fallbacks: &[String]) -> ProviderError {
+    let status = match class {
+        ErrorClass::ServerError => 500,
+        ErrorClass::RateLimit => 429,
+        _ => 400,
+    };
+    let purpose = match class {
+        ErrorClass::RateLimit => "to trigger a rate limit error.".to_string(),
+        _ if fallbacks.is_empty() => "to trigger a fallback. Fallbacks=None".to_string(),
+        _ => format!("to trigger a fallback. Fallbacks={fallbacks:?}"),
+    };
+    let mut error = ProviderError::new(
+        class,
+        status,
+        format!(
+            "litellm.{}: This is a mock exception for model={model}, {purpose}",
+            crate::providers::error::class_name(class, status)
+        ),
+    );
+    if class == ErrorClass::RateLimit {
+        error.error_type = Some("throttling_error".to_string());
+    }
+    error
 }
 
 /// Rough prompt size for tpm checks before the upstream has counted: four bytes of the prompt's
