@@ -719,3 +719,27 @@ router_settings:
     let res = post_json(&proxy.url("/v1/chat/completions"), &chat("g"), &[]);
     assert_eq!(res.json()["choices"][0]["message"]["content"], "real");
 }
+
+#[test]
+fn mock_timeout_waits_out_the_timeout_then_times_out() {
+    let mock = MockUpstream::start();
+    mock.script(
+        "/a/chat/completions",
+        vec![Reply::ok(completion("real", "m"))],
+    );
+    let proxy = Proxy::start(&one_deployment(&mock, "", "  num_retries: 0\n"), &[]);
+    let mut body = chat("g");
+    body["mock_timeout"] = json!(true);
+    body["timeout"] = json!(0.3);
+    let started = Instant::now();
+    let res = post_json(&proxy.url("/v1/chat/completions"), &body, &[]);
+    assert_eq!(res.status, 408, "{}", res.text());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(res.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with(
+        "litellm.Timeout: Timeout Error: OpenAIException - Request timed out. Timeout passed=0.3"
+    ));
+    assert!(mock.received().is_empty());
+}

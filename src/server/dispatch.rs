@@ -49,6 +49,8 @@ pub struct Overrides {
     pub fallbacks: Option<Vec<String>>,
     pub disable_fallbacks: bool,
     pub drop_params: Option<bool>,
+    /// LiteLLM's `mock_timeout: true`: each attempt waits out its timeout, then times out.
+    pub mock_timeout: bool,
 }
 
 /// What the router and the upstream did, for response headers and the host's logging.
@@ -362,6 +364,9 @@ async fn attempt_once(
     request: Rc<Dispatch>,
     attempt: Attempt,
 ) -> Result<Answer, ProviderError> {
+    if request.overrides.mock_timeout {
+        return mock_timeout(&shared, &request, &attempt.deployment).await;
+    }
     let call = match prepare_call(
         &shared,
         &request,
@@ -452,6 +457,25 @@ async fn attempt_once(
         usage: None,
         stream_usage: Some(stream_usage),
     })
+}
+
+/// `mock_timeout`: the attempt's whole timeout spent, then LiteLLM's timeout error.
+async fn mock_timeout(
+    shared: &Shared,
+    request: &Dispatch,
+    deployment_id: &str,
+) -> Result<Answer, ProviderError> {
+    let Some(deployment) = shared.deployment(deployment_id) else {
+        return Err(ProviderError::invalid_config(format!(
+            "deployment {deployment_id} is not known to this proxy"
+        )));
+    };
+    let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
+    tokio::time::sleep(timeout).await;
+    let label = shared
+        .adapter(&deployment, None)
+        .map_or("LiteLLM", |adapter| adapter.label());
+    Err(ProviderError::timeout(label, timeout))
 }
 
 /// A call made ready for one deployment: its mocked answer, or the request for its upstream.

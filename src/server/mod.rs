@@ -848,6 +848,7 @@ fn overrides(body: &RequestBody, req: &HttpRequest) -> Result<Overrides, ProxyEr
             .and_then(|v| v.as_bool())
             .unwrap_or(false),
         drop_params: body.value("drop_params").and_then(|v| v.as_bool()),
+        mock_timeout: body.value("mock_timeout").and_then(|v| v.as_bool()) == Some(true),
     })
 }
 
