@@ -195,6 +195,7 @@ const OWNED_PREFIXES: &[&str] = &[
 
 /// The owned keys llm-proxy acts on; any other owned key gets a "not supported yet" warning.
 const ACTED_ON: &[&str] = &[
+    "additional_drop_params",
     "api_base",
     "api_key",
     "api_version",

@@ -75,6 +75,8 @@ pub struct PreparedRequest {
     pub include_usage: bool,
     /// Extra upstream headers: the deployment's `extra_headers`, replaced by the request's.
     pub extra_headers: Vec<(String, String)>,
+    /// `additional_drop_params`: top-level fields never sent (usually none).
+    dropped: Vec<String>,
 }
 
 impl PreparedRequest {
@@ -84,6 +86,7 @@ impl PreparedRequest {
         stream: bool,
         include_usage: bool,
         extra_headers: Vec<(String, String)>,
+        dropped: Vec<String>,
     ) -> PreparedRequest {
         PreparedRequest {
             client,
@@ -92,6 +95,7 @@ impl PreparedRequest {
             stream,
             include_usage,
             extra_headers,
+            dropped,
         }
     }
 
@@ -151,7 +155,10 @@ impl PreparedRequest {
     /// no proxy-only field to drop, no key sent twice, and `model` already the client's (the
     /// usual OpenAI-compatible call through a deployment of the same model name).
     fn unchanged_with_model(&self, model: &str) -> Option<&Bytes> {
-        if !self.appended.is_empty() || self.client.keys().any(params::is_control_field) {
+        if !self.appended.is_empty()
+            || !self.dropped.is_empty()
+            || self.client.keys().any(params::is_control_field)
+        {
             return None;
         }
         let sent = self.client.raw("model")?;
@@ -168,9 +175,9 @@ impl PreparedRequest {
 
     /// The client's fields that go upstream, as raw JSON.
     fn forwarded(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.client
-            .fields()
-            .filter(|(key, _)| !params::is_control_field(key))
+        self.client.fields().filter(|(key, _)| {
+            !params::is_control_field(key) && !self.dropped.iter().any(|d| d == key)
+        })
     }
 }
 

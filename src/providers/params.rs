@@ -96,6 +96,8 @@ pub fn is_control_field(key: &str) -> bool {
 pub struct DeploymentDefaults {
     params: Vec<(String, Value)>,
     extra_headers: Vec<(String, String)>,
+    /// `additional_drop_params`: fields never sent to this deployment.
+    dropped: Vec<String>,
 }
 
 impl DeploymentDefaults {
@@ -126,6 +128,10 @@ impl DeploymentDefaults {
         }
         DeploymentDefaults {
             params,
+            dropped: litellm_params
+                .get("additional_drop_params")
+                .map(names)
+                .unwrap_or_default(),
             extra_headers: litellm_params
                 .get("extra_headers")
                 .map(header_pairs)
@@ -148,10 +154,16 @@ pub fn prepare_with(body: impl IntoBody, defaults: &DeploymentDefaults) -> Prepa
         Some(Value::Object(extra)) => extra,
         _ => Map::new(),
     };
+    // The request's own list replaces the deployment's, as LiteLLM's kwargs do.
+    let dropped = match client.value("additional_drop_params") {
+        Some(list) => names(&list),
+        None => defaults.dropped.clone(),
+    };
+    let kept = |key: &str| !dropped.iter().any(|d| d == key);
     let mut appended: Vec<(String, Value)> = defaults
         .params
         .iter()
-        .filter(|(key, _)| !client.contains(key) && !client_extra.contains_key(key))
+        .filter(|(key, _)| !client.contains(key) && !client_extra.contains_key(key) && kept(key))
         .map(|(key, v)| (key.clone(), v.clone()))
         .collect();
     let extra_headers = match client.value("extra_headers") {
@@ -159,7 +171,7 @@ pub fn prepare_with(body: impl IntoBody, defaults: &DeploymentDefaults) -> Prepa
         None => defaults.extra_headers.clone(),
     };
     for (k, v) in client_extra {
-        if !client.contains(&k) && !is_control_field(&k) {
+        if !client.contains(&k) && !is_control_field(&k) && kept(&k) {
             appended.push((k, v));
         }
     }
@@ -169,7 +181,27 @@ pub fn prepare_with(body: impl IntoBody, defaults: &DeploymentDefaults) -> Prepa
             .value("stream_options")
             .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
             .unwrap_or(false);
-    PreparedRequest::new(client, appended, stream, include_usage, extra_headers)
+    PreparedRequest::new(
+        client,
+        appended,
+        stream,
+        include_usage,
+        extra_headers,
+        dropped,
+    )
+}
+
+/// A list of field names (`additional_drop_params`); anything else names none.
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn header_pairs(v: &Value) -> Vec<(String, String)> {
@@ -229,6 +261,33 @@ mod tests {
         let p = prepare(body, &dep);
         assert_eq!(p.body()["repetition_penalty"], json!(1.0));
         assert_eq!(p.body()["top_k"], json!(2));
+    }
+
+    #[test]
+    fn additional_drop_params_are_never_sent_and_the_requests_list_wins() {
+        let dep = obj(json!({"model": "openai/x", "top_k": 5, "seed": 1,
+                             "additional_drop_params": ["response_format", "top_k"]}));
+        let body = || {
+            let sent = bytes::Bytes::from_static(
+                br#"{"model":"m","response_format":{"type":"json_object"},"user":"u"}"#,
+            );
+            std::sync::Arc::new(crate::providers::RequestBody::parse(sent).unwrap())
+        };
+        let p = prepare(body(), &dep);
+        assert_eq!(
+            &p.json_with_model("m")[..],
+            br#"{"model":"m","user":"u","seed":1}"#
+        );
+        assert_eq!(
+            Value::Object(p.body().clone()),
+            json!({"model": "m", "user": "u", "seed": 1})
+        );
+        let own = obj(json!({"model": "m", "user": "u", "additional_drop_params": ["user"]}));
+        let p = prepare(own, &dep);
+        assert_eq!(
+            Value::Object(p.body().clone()),
+            json!({"model": "m", "top_k": 5, "seed": 1})
+        );
     }
 
     #[test]
