@@ -191,7 +191,7 @@ impl LlmProxy {
     }
 
     /// A function for `App::configure` / `Scope::configure` that mounts the OpenAI routes
-    /// ([`server::ROUTES`], and the path forms under [`server::MODEL_PATH_PREFIXES`]) and
+    /// ([`server::ROUTES`], and the path forms under [`server::MODEL_CALL_PREFIXES`] and [`server::MODEL_ID_PREFIXES`]) and
     /// starts the worker's HTTP actor. Call it inside the `HttpServer::new` factory so that each
     /// worker gets its own. Under a `web::scope` every path gets the prefix; paths under the
     /// prefix the proxy does not serve fall through to the host, except under the path forms'

@@ -89,7 +89,7 @@ pub fn is_control_field(key: &str) -> bool {
 }
 
 /// What a deployment adds to every request: its OpenAI params, its provider-specific params
-/// (every key that is not LiteLLM's own, see [`crate::config::litellm_params`]) and the
+/// (every key that is not LiteLLM's own, as `config::litellm_params` tells) and the
 /// fields of its `extra_body`, and its `extra_headers`, read out of `litellm_params` once, at
 /// start-up, instead of on every call. A request's own value wins over each.
 #[derive(Clone, Debug, Default)]

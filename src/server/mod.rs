@@ -100,15 +100,13 @@ pub const ROUTES: &[(&str, ProxyRoute)] = &[
     ("/health/readiness", ProxyRoute::Readiness),
 ];
 
-/// Path prefixes after which the path names a model, as LiteLLM's routes
-/// `/engines/{model}/…`, `/openai/deployments/{model}/…` (Azure's form, used by Azure
-/// clients) and `/models/{id}`. `{model}` may hold slashes.
-pub const MODEL_PATH_PREFIXES: &[&str] = &[
-    "/engines/",
-    "/openai/deployments/",
-    "/models/",
-    "/v1/models/",
-];
+/// Path prefixes after which the path names a model, then an endpoint of
+/// [`MODEL_PATH_ENDPOINTS`]: LiteLLM's `/engines/{model}/…` and `/openai/deployments/{model}/…`
+/// (Azure's form, used by Azure clients). `{model}` may hold slashes.
+pub const MODEL_CALL_PREFIXES: &[&str] = &["/engines/", "/openai/deployments/"];
+
+/// Path prefixes after which the whole rest is a model id: `GET /models/{id}`.
+pub const MODEL_ID_PREFIXES: &[&str] = &["/models/", "/v1/models/"];
 
 /// The endpoints of the `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, chat
 /// first: `/x/chat/completions` also ends in `/completions`.
@@ -139,20 +137,20 @@ impl ProxyRoute {
 }
 
 /// The route for a path relative to the mount, and the model the path names (percent-decoded)
-/// in the forms of [`MODEL_PATH_PREFIXES`]; a model in the path wins over the body's, as in
+/// in the forms of [`MODEL_CALL_PREFIXES`] and [`MODEL_ID_PREFIXES`]; a model in the path wins over the body's, as in
 /// LiteLLM.
 pub(crate) fn match_path(path: &str) -> Option<(ProxyRoute, Option<String>)> {
     if let Some(route) = ProxyRoute::for_path(path) {
         return Some((route, None));
     }
     let named = |model: &str| (!model.is_empty()).then(|| percent_decoded(model));
-    if let Some(id) = ["/models/", "/v1/models/"]
+    if let Some(id) = MODEL_ID_PREFIXES
         .iter()
         .find_map(|prefix| path.strip_prefix(prefix))
     {
         return Some((ProxyRoute::Model, Some(named(id)?)));
     }
-    let rest = ["/engines/", "/openai/deployments/"]
+    let rest = MODEL_CALL_PREFIXES
         .iter()
         .find_map(|prefix| path.strip_prefix(prefix))?;
     let (model, endpoint) = MODEL_PATH_ENDPOINTS
@@ -236,7 +234,7 @@ pub fn configure(shared: Arc<Shared>, cfg: &mut web::ServiceConfig) {
     }
     // The forms that name a model in the path: everything under their prefixes comes here, and
     // what is not one of them is an OpenAI-shaped 404.
-    for &prefix in MODEL_PATH_PREFIXES {
+    for &prefix in MODEL_CALL_PREFIXES.iter().chain(MODEL_ID_PREFIXES) {
         let worker = worker.clone();
         cfg.service(web::resource(format!("{prefix}{{tail:.*}}")).to(
             move |req: HttpRequest, payload: web::Payload| {
