@@ -465,11 +465,7 @@ async fn mock_timeout(
     request: &Dispatch,
     deployment_id: &str,
 ) -> Result<Answer, ProviderError> {
-    let Some(deployment) = shared.deployment(deployment_id) else {
-        return Err(ProviderError::invalid_config(format!(
-            "deployment {deployment_id} is not known to this proxy"
-        )));
-    };
+    let deployment = shared.deployment_to_call(deployment_id)?;
     let timeout = shared.timeout_for(&deployment, &request.overrides, request.stream);
     tokio::time::sleep(timeout).await;
     let label = shared
@@ -501,11 +497,7 @@ pub(crate) fn prepare_call(
     deployment_id: &str,
     upstream_model: Option<&str>,
 ) -> Result<Prepared, ProviderError> {
-    let Some(deployment) = shared.deployment(deployment_id) else {
-        return Err(ProviderError::invalid_config(format!(
-            "deployment {deployment_id} is not known to this proxy"
-        )));
-    };
+    let deployment = shared.deployment_to_call(deployment_id)?;
     let model_for_upstream = upstream_model.unwrap_or(&deployment.model);
     // One wall-clock read for the attempt: `created` of translated answers and the signing time.
     let now = SystemTime::now();

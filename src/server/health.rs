@@ -227,11 +227,7 @@ async fn probe(
     client: &upstream::Transport,
     id: &str,
 ) -> Result<(), ProviderError> {
-    let Some(deployment) = shared.deployment(id) else {
-        return Err(ProviderError::invalid_config(format!(
-            "deployment {id} is not known to this proxy"
-        )));
-    };
+    let deployment = shared.deployment_to_call(id)?;
     let info = &deployment.config.model_info;
     let mode = info.get("mode").and_then(Value::as_str).unwrap_or("chat");
     let check_model = info.get("health_check_model").and_then(Value::as_str);

@@ -228,6 +228,14 @@ impl Shared {
         self.deployments.get(id).cloned()
     }
 
+    /// [`Shared::deployment`] for a call: an id the router chose that this proxy does not know
+    /// is a configuration error.
+    pub fn deployment_to_call(&self, id: &str) -> Result<Arc<DeploymentRuntime>, ProviderError> {
+        self.deployment(id).ok_or_else(|| {
+            ProviderError::invalid_config(format!("deployment {id} is not known to this proxy"))
+        })
+    }
+
     /// Whether a deployment may call its upstream over TLS: it is not mocked and its api base
     /// is not `http://` (a provider's default base is `https://`). The workers then build their
     /// TLS connector at start instead of on the first request (see `upstream::Transport`).
